@@ -1,0 +1,1 @@
+//! Native pieces of the sluice CLI that tests reuse: opening files (memory maps), commands.

@@ -1,0 +1,8 @@
+//! Shared helpers for sluice's integration tests: fixture paths and golden-file readers.
+
+use std::path::PathBuf;
+
+/// The directory of committed fixtures (`tests/fixtures`).
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
