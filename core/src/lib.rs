@@ -2,10 +2,14 @@
 //!
 //! It compiles for native targets and for `wasm32-unknown-unknown`. The layers, bottom up:
 //! [`source`] (where bytes come from), [`gguf`] (the container), [`quant`] (the ggml block
-//! formats), then the model, tokenizer, sampler and the CPU backend built on them.
+//! formats), [`backend`] (the op interface) with the CPU implementation, [`experts`] (how the
+//! model reaches routed experts), and [`model`] (the forward passes).
 
+pub mod backend;
 pub mod error;
+pub mod experts;
 pub mod gguf;
+pub mod model;
 pub mod quant;
 pub mod source;
 
