@@ -6,6 +6,7 @@
 //! model reaches routed experts), and [`model`] (the forward passes).
 
 pub mod backend;
+pub mod cpu;
 pub mod error;
 pub mod experts;
 pub mod gguf;
