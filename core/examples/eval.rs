@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 struct ReadOpener;
 impl SourceOpener for ReadOpener {
-    fn open<'a>(&'a self, path: &'a str) -> LocalBoxFuture<'a, sluice_core::Result<Arc<dyn ByteSource>>> {
+    fn open<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> LocalBoxFuture<'a, sluice_core::Result<Arc<dyn ByteSource>>> {
         let r = std::fs::read(path)
             .map(|b| Arc::new(MemorySource::from_vec(path, b)) as Arc<dyn ByteSource>)
             .map_err(|e| sluice_core::Error::io(path, e.to_string()));
@@ -23,8 +26,16 @@ fn main() -> sluice_core::Result<()> {
     let ids: Vec<u32> = args[2..].iter().map(|s| s.parse().unwrap()).collect();
     let gguf = block_on(GgufModel::open(&args[1], &ReadOpener))?;
     let t0 = std::time::Instant::now();
-    let model = block_on(Model::load(&gguf, CpuBackend::new(2)?, LoadOptions::default()))?;
-    eprintln!("loaded in {:?}: {}", t0.elapsed(), model.backend().describe());
+    let model = block_on(Model::load(
+        &gguf,
+        CpuBackend::new(2)?,
+        LoadOptions::default(),
+    ))?;
+    eprintln!(
+        "loaded in {:?}: {}",
+        t0.elapsed(),
+        model.backend().describe()
+    );
     let mut s = model.session(512, GgmlType::F16, GgmlType::F16)?;
     let t0 = std::time::Instant::now();
     let logits = block_on(s.eval(&ids, Logits::All))?;
@@ -33,7 +44,10 @@ fn main() -> sluice_core::Result<()> {
     for (p, row) in logits.chunks(nv).enumerate() {
         let mut idx: Vec<usize> = (0..nv).collect();
         idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-        println!("pos {p}: {:?}", idx[..5].iter().map(|&i| (i, row[i])).collect::<Vec<_>>());
+        println!(
+            "pos {p}: {:?}",
+            idx[..5].iter().map(|&i| (i, row[i])).collect::<Vec<_>>()
+        );
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod experts;
 pub mod gguf;
 pub mod model;
 pub mod quant;
+pub mod sample;
 pub mod source;
 
 pub use error::{Error, Result};

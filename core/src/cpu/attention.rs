@@ -21,13 +21,18 @@ struct Rows {
 
 impl Rows {
     fn new(ty: GgmlType, cols: usize, n_ctx: usize) -> Result<Self> {
-        let row_bytes = ty
-            .row_bytes(cols as u64)
-            .ok_or_else(|| Error::Invalid(format!("cache type {ty} cannot hold rows of {cols} values")))? as usize;
+        let row_bytes = ty.row_bytes(cols as u64).ok_or_else(|| {
+            Error::Invalid(format!("cache type {ty} cannot hold rows of {cols} values"))
+        })? as usize;
         let total = row_bytes
             .checked_mul(n_ctx)
             .ok_or_else(|| Error::Invalid(format!("a cache of {n_ctx} rows overflows")))?;
-        Ok(Self { ty, cols, row_bytes, data: vec![0u8; total] })
+        Ok(Self {
+            ty,
+            cols,
+            row_bytes,
+            data: vec![0u8; total],
+        })
     }
 
     fn store(&mut self, pos: usize, values: &[f32]) -> Result<()> {
@@ -38,7 +43,8 @@ impl Rows {
     /// Rows `0..n` as f32.
     fn floats(&self, n: usize) -> Result<Vec<f32>> {
         let mut out = vec![0f32; n * self.cols];
-        self.ty.dequantize(&self.data[..n * self.row_bytes], &mut out)?;
+        self.ty
+            .dequantize(&self.data[..n * self.row_bytes], &mut out)?;
         Ok(out)
     }
 }
@@ -66,7 +72,11 @@ impl CpuCache {
                 v.push(Rows::new(spec.v_type, vc, spec.n_ctx)?);
             }
         }
-        Ok(Self { spec: spec.clone(), k, v })
+        Ok(Self {
+            spec: spec.clone(),
+            k,
+            v,
+        })
     }
 
     /// Bytes held by the cache.
@@ -74,9 +84,24 @@ impl CpuCache {
         self.k.iter().chain(&self.v).map(|r| r.data.len()).sum()
     }
 
-    pub fn store(&mut self, layer: usize, start: usize, k: &CpuTensor, v: Option<&CpuTensor>) -> Result<()> {
-        if layer >= self.spec.n_layer || start + k.rows > self.spec.n_ctx || k.cols != self.spec.k_cols {
-            return Err(shape_err("cache_store", format!("layer {layer}, rows {start}+{} of {}", k.rows, self.spec.n_ctx)));
+    pub fn store(
+        &mut self,
+        layer: usize,
+        start: usize,
+        k: &CpuTensor,
+        v: Option<&CpuTensor>,
+    ) -> Result<()> {
+        if layer >= self.spec.n_layer
+            || start + k.rows > self.spec.n_ctx
+            || k.cols != self.spec.k_cols
+        {
+            return Err(shape_err(
+                "cache_store",
+                format!(
+                    "layer {layer}, rows {start}+{} of {}",
+                    k.rows, self.spec.n_ctx
+                ),
+            ));
         }
         for t in 0..k.rows {
             self.k[layer].store(start + t, k.row(t))?;
@@ -89,7 +114,10 @@ impl CpuCache {
                 Ok(())
             }
             (None, None) => Ok(()),
-            _ => Err(shape_err("cache_store", "V rows do not match the cache".into())),
+            _ => Err(shape_err(
+                "cache_store",
+                "V rows do not match the cache".into(),
+            )),
         }
     }
 }
@@ -97,13 +125,23 @@ impl CpuCache {
 /// Rounds a query row to the precision the cache type's dot product uses.
 fn round_query(ty: GgmlType, q: &mut [f32]) {
     if ty == GgmlType::F16 {
-        q.iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+        q.iter_mut()
+            .for_each(|x| *x = half::f16::from_f32(*x).to_f32());
     } else if ty == GgmlType::BF16 {
-        q.iter_mut().for_each(|x| *x = half::bf16::from_f32(*x).to_f32());
+        q.iter_mut()
+            .for_each(|x| *x = half::bf16::from_f32(*x).to_f32());
     }
 }
 
-pub fn attention(pool: &Pool, cache: &CpuCache, layer: usize, q: &CpuTensor, start: usize, p: &AttnParams, out: &mut CpuTensor) -> Result<()> {
+pub fn attention(
+    pool: &Pool,
+    cache: &CpuCache,
+    layer: usize,
+    q: &CpuTensor,
+    start: usize,
+    p: &AttnParams,
+    out: &mut CpuTensor,
+) -> Result<()> {
     let (dk, dv) = (p.head_dim_k, p.head_dim_v);
     let t_n = q.rows;
     let n_kv = start + t_n;
@@ -116,14 +154,22 @@ pub fn attention(pool: &Pool, cache: &CpuCache, layer: usize, q: &CpuTensor, sta
         || p.n_head % p.n_head_kv != 0
         || cache.spec.k_cols != p.n_head_kv * dk
     {
-        return Err(shape_err("attention", format!("{p:?} on a cache of {} columns", cache.spec.k_cols)));
+        return Err(shape_err(
+            "attention",
+            format!("{p:?} on a cache of {} columns", cache.spec.k_cols),
+        ));
     }
     let keys = cache.k[layer].floats(n_kv)?;
     let values = match cache.spec.v_cols {
         Some(vc) if vc == p.n_head_kv * dv => Some(cache.v[layer].floats(n_kv)?),
         Some(_) => return Err(shape_err("attention", "V cache width mismatch".into())),
         None if dv <= dk && p.n_head_kv == 1 => None,
-        None => return Err(shape_err("attention", "a latent cache needs one KV head".into())),
+        None => {
+            return Err(shape_err(
+                "attention",
+                "a latent cache needs one KV head".into(),
+            ))
+        }
     };
     let (k_cols, k_ty) = (cache.spec.k_cols, cache.spec.k_type);
     let v_cols = cache.spec.v_cols.unwrap_or(k_cols);

@@ -60,7 +60,9 @@ pub struct CpuBackend {
 impl CpuBackend {
     /// A backend computing on `threads` threads (0 = all cores).
     pub fn new(threads: usize) -> Result<Self> {
-        Ok(Self { pool: Pool::new(threads)? })
+        Ok(Self {
+            pool: Pool::new(threads)?,
+        })
     }
 
     pub fn threads(&self) -> usize {
@@ -82,35 +84,70 @@ impl Backend for CpuBackend {
     }
 
     fn load_weight(&self, w: WeightData) -> Result<CpuWeight> {
-        let row_bytes = w
-            .ty
-            .row_bytes(w.cols as u64)
-            .ok_or_else(|| Error::Unsupported(format!("{}: type {} with {} columns", w.name, w.ty, w.cols)))?
-            as usize;
+        let row_bytes = w.ty.row_bytes(w.cols as u64).ok_or_else(|| {
+            Error::Unsupported(format!("{}: type {} with {} columns", w.name, w.ty, w.cols))
+        })? as usize;
         let want = row_bytes as u64 * (w.rows * w.mats) as u64;
         if w.bytes.len() != want || w.bytes.bytes().len() as u64 != want {
-            return Err(Error::model(format!("{}: {} bytes of data, {want} expected", w.name, w.bytes.len())));
+            return Err(Error::model(format!(
+                "{}: {} bytes of data, {want} expected",
+                w.name,
+                w.bytes.len()
+            )));
         }
-        Ok(CpuWeight { name: w.name, ty: w.ty, cols: w.cols, rows: w.rows, mats: w.mats, row_bytes, bytes: w.bytes })
+        Ok(CpuWeight {
+            name: w.name,
+            ty: w.ty,
+            cols: w.cols,
+            rows: w.rows,
+            mats: w.mats,
+            row_bytes,
+            bytes: w.bytes,
+        })
     }
 
     fn weight_rows(&self, w: &CpuWeight, first_row: usize, rows: usize) -> Result<CpuWeight> {
         if first_row + rows > w.rows * w.mats {
-            return Err(shape_err("weight_rows", format!("{}: rows {first_row}+{rows} of {}", w.name, w.rows * w.mats)));
+            return Err(shape_err(
+                "weight_rows",
+                format!("{}: rows {first_row}+{rows} of {}", w.name, w.rows * w.mats),
+            ));
         }
-        let bytes = w.bytes.slice((first_row * w.row_bytes) as u64, (rows * w.row_bytes) as u64);
-        Ok(CpuWeight { name: w.name.clone(), ty: w.ty, cols: w.cols, rows, mats: 1, row_bytes: w.row_bytes, bytes })
+        let bytes = w.bytes.slice(
+            (first_row * w.row_bytes) as u64,
+            (rows * w.row_bytes) as u64,
+        );
+        Ok(CpuWeight {
+            name: w.name.clone(),
+            ty: w.ty,
+            cols: w.cols,
+            rows,
+            mats: 1,
+            row_bytes: w.row_bytes,
+            bytes,
+        })
     }
 
     fn tensor(&self, rows: usize, cols: usize) -> CpuTensor {
-        CpuTensor { rows, cols, data: vec![0.0; rows * cols] }
+        CpuTensor {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
     }
 
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuTensor> {
         if data.len() != rows * cols {
-            return Err(shape_err("upload", format!("{} values for {rows}×{cols}", data.len())));
+            return Err(shape_err(
+                "upload",
+                format!("{} values for {rows}×{cols}", data.len()),
+            ));
         }
-        Ok(CpuTensor { rows, cols, data: data.to_vec() })
+        Ok(CpuTensor {
+            rows,
+            cols,
+            data: data.to_vec(),
+        })
     }
 
     fn download<'a>(&'a self, t: &'a CpuTensor) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
@@ -129,7 +166,14 @@ impl Backend for CpuBackend {
         ops::embed(table, ids, out)
     }
 
-    fn rms_norm(&self, x: &CpuTensor, w: &CpuTensor, seg: Segments, eps: f32, out: &mut CpuTensor) -> Result<()> {
+    fn rms_norm(
+        &self,
+        x: &CpuTensor,
+        w: &CpuTensor,
+        seg: Segments,
+        eps: f32,
+        out: &mut CpuTensor,
+    ) -> Result<()> {
         ops::rms_norm(x, w, seg, eps, out)
     }
 
@@ -137,31 +181,69 @@ impl Backend for CpuBackend {
         matmul::matmul(&self.pool, w, x, out)
     }
 
-    fn matmul_groups(&self, w: &CpuWeight, x: &CpuTensor, x_seg: Segments, out: &mut CpuTensor, out_seg: Segments) -> Result<()> {
+    fn matmul_groups(
+        &self,
+        w: &CpuWeight,
+        x: &CpuTensor,
+        x_seg: Segments,
+        out: &mut CpuTensor,
+        out_seg: Segments,
+    ) -> Result<()> {
         matmul::matmul_groups(&self.pool, w, x, x_seg, out, out_seg)
     }
 
-    fn rope(&self, x: &mut CpuTensor, seg: Segments, positions: &[u32], p: &RopeParams) -> Result<()> {
+    fn rope(
+        &self,
+        x: &mut CpuTensor,
+        seg: Segments,
+        positions: &[u32],
+        p: &RopeParams,
+    ) -> Result<()> {
         ops::rope(x, seg, positions, p)
     }
 
-    fn copy_segments(&self, src: &CpuTensor, src_seg: Segments, dst: &mut CpuTensor, dst_seg: Segments) -> Result<()> {
+    fn copy_segments(
+        &self,
+        src: &CpuTensor,
+        src_seg: Segments,
+        dst: &mut CpuTensor,
+        dst_seg: Segments,
+    ) -> Result<()> {
         ops::copy_segments(src, src_seg, dst, dst_seg)
     }
 
     fn copy_rows(&self, src: &CpuTensor, first: usize, dst: &mut CpuTensor) -> Result<()> {
         if src.cols != dst.cols || first + dst.rows > src.rows {
-            return Err(shape_err("copy_rows", format!("rows {first}+{} of {}×{}", dst.rows, src.rows, src.cols)));
+            return Err(shape_err(
+                "copy_rows",
+                format!("rows {first}+{} of {}×{}", dst.rows, src.rows, src.cols),
+            ));
         }
-        dst.data.copy_from_slice(&src.data[first * src.cols..(first + dst.rows) * src.cols]);
+        dst.data
+            .copy_from_slice(&src.data[first * src.cols..(first + dst.rows) * src.cols]);
         Ok(())
     }
 
-    fn cache_store(&self, cache: &mut CpuCache, layer: usize, start: usize, k: &CpuTensor, v: Option<&CpuTensor>) -> Result<()> {
+    fn cache_store(
+        &self,
+        cache: &mut CpuCache,
+        layer: usize,
+        start: usize,
+        k: &CpuTensor,
+        v: Option<&CpuTensor>,
+    ) -> Result<()> {
         cache.store(layer, start, k, v)
     }
 
-    fn attention(&self, cache: &CpuCache, layer: usize, q: &CpuTensor, start: usize, p: &AttnParams, out: &mut CpuTensor) -> Result<()> {
+    fn attention(
+        &self,
+        cache: &CpuCache,
+        layer: usize,
+        q: &CpuTensor,
+        start: usize,
+        p: &AttnParams,
+        out: &mut CpuTensor,
+    ) -> Result<()> {
         attention::attention(&self.pool, cache, layer, q, start, p, out)
     }
 
@@ -171,7 +253,10 @@ impl Backend for CpuBackend {
 
     fn add_assign(&self, acc: &mut CpuTensor, x: &CpuTensor) -> Result<()> {
         if acc.data.len() != x.data.len() {
-            return Err(shape_err("add", format!("{}×{} += {}×{}", acc.rows, acc.cols, x.rows, x.cols)));
+            return Err(shape_err(
+                "add",
+                format!("{}×{} += {}×{}", acc.rows, acc.cols, x.rows, x.cols),
+            ));
         }
         acc.data.iter_mut().zip(&x.data).for_each(|(a, b)| *a += b);
         Ok(())
@@ -182,11 +267,22 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn moe_experts(&self, jobs: &[ExpertJob<'_, CpuWeight>], x: &CpuTensor, out: &mut CpuTensor) -> Result<()> {
+    fn moe_experts(
+        &self,
+        jobs: &[ExpertJob<'_, CpuWeight>],
+        x: &CpuTensor,
+        out: &mut CpuTensor,
+    ) -> Result<()> {
         matmul::moe_experts(&self.pool, jobs, x, out)
     }
 
-    fn moe_combine(&self, slots: &CpuTensor, weights: &[f32], k_used: usize, out: &mut CpuTensor) -> Result<()> {
+    fn moe_combine(
+        &self,
+        slots: &CpuTensor,
+        weights: &[f32],
+        k_used: usize,
+        out: &mut CpuTensor,
+    ) -> Result<()> {
         ops::moe_combine(slots, weights, k_used, out)
     }
 }

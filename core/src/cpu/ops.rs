@@ -7,7 +7,10 @@ use crate::Result;
 
 fn check_seg(op: &str, t: &CpuTensor, seg: Segments) -> Result<()> {
     if seg.min_cols() > t.cols {
-        return Err(shape_err(op, format!("segments {seg:?} do not fit {} columns", t.cols)));
+        return Err(shape_err(
+            op,
+            format!("segments {seg:?} do not fit {} columns", t.cols),
+        ));
     }
     Ok(())
 }
@@ -15,25 +18,42 @@ fn check_seg(op: &str, t: &CpuTensor, seg: Segments) -> Result<()> {
 /// Row gather with dequantization.
 pub fn embed(table: &CpuWeight, ids: &[u32], out: &mut CpuTensor) -> Result<()> {
     if out.rows != ids.len() || out.cols != table.cols {
-        return Err(shape_err("embed", format!("{} ids into {}×{}", ids.len(), out.rows, out.cols)));
+        return Err(shape_err(
+            "embed",
+            format!("{} ids into {}×{}", ids.len(), out.rows, out.cols),
+        ));
     }
     for (t, &id) in ids.iter().enumerate() {
         let id = id as usize;
         if id >= table.rows * table.mats {
-            return Err(shape_err("embed", format!("token id {id} outside {} rows", table.rows)));
+            return Err(shape_err(
+                "embed",
+                format!("token id {id} outside {} rows", table.rows),
+            ));
         }
         let cols = out.cols;
-        table.ty.dequantize(table.row(id), &mut out.data[t * cols..(t + 1) * cols])?;
+        table
+            .ty
+            .dequantize(table.row(id), &mut out.data[t * cols..(t + 1) * cols])?;
     }
     Ok(())
 }
 
 /// RMS norm over each segment; ggml sums squares in double, scales in float, then multiplies
 /// by the weight.
-pub fn rms_norm(x: &CpuTensor, w: &CpuTensor, seg: Segments, eps: f32, out: &mut CpuTensor) -> Result<()> {
+pub fn rms_norm(
+    x: &CpuTensor,
+    w: &CpuTensor,
+    seg: Segments,
+    eps: f32,
+    out: &mut CpuTensor,
+) -> Result<()> {
     check_seg("rms_norm", x, seg)?;
     if w.data.len() != seg.len || out.rows != x.rows || out.cols != x.cols {
-        return Err(shape_err("rms_norm", format!("weight of {} for segment {}", w.data.len(), seg.len)));
+        return Err(shape_err(
+            "rms_norm",
+            format!("weight of {} for segment {}", w.data.len(), seg.len),
+        ));
     }
     out.data.copy_from_slice(&x.data);
     for r in 0..x.rows {
@@ -83,7 +103,15 @@ fn rope_table(pos: u32, p: &RopeParams, cs: &mut [(f32, f32)]) {
 pub fn rope(x: &mut CpuTensor, seg: Segments, positions: &[u32], p: &RopeParams) -> Result<()> {
     check_seg("rope", x, seg)?;
     if positions.len() != x.rows || seg.len != p.n_rot || p.n_rot % 2 != 0 {
-        return Err(shape_err("rope", format!("{} positions for {} rows, segment {}", positions.len(), x.rows, seg.len)));
+        return Err(shape_err(
+            "rope",
+            format!(
+                "{} positions for {} rows, segment {}",
+                positions.len(),
+                x.rows,
+                seg.len
+            ),
+        ));
     }
     let half = p.n_rot / 2;
     let mut cs = vec![(0f32, 0f32); half];
@@ -109,7 +137,12 @@ pub fn rope(x: &mut CpuTensor, seg: Segments, positions: &[u32], p: &RopeParams)
 
 /// Copies segment columns between tensors with the same number of rows. A source stride of
 /// 0 repeats one segment into every destination group.
-pub fn copy_segments(src: &CpuTensor, ss: Segments, dst: &mut CpuTensor, ds: Segments) -> Result<()> {
+pub fn copy_segments(
+    src: &CpuTensor,
+    ss: Segments,
+    dst: &mut CpuTensor,
+    ds: Segments,
+) -> Result<()> {
     check_seg("copy_segments", src, ss)?;
     check_seg("copy_segments", dst, ds)?;
     if src.rows != dst.rows || ss.groups != ds.groups || ss.len != ds.len {
@@ -130,7 +163,10 @@ pub fn copy_segments(src: &CpuTensor, ss: Segments, dst: &mut CpuTensor, ds: Seg
 /// `out = silu(gate) ⊙ up`, with silu as ggml computes it (`x / (1 + e^-x)`).
 pub fn swiglu(gate: &CpuTensor, up: &CpuTensor, out: &mut CpuTensor) -> Result<()> {
     if gate.data.len() != up.data.len() || out.data.len() != up.data.len() {
-        return Err(shape_err("swiglu", format!("{}×{} vs {}×{}", gate.rows, gate.cols, up.rows, up.cols)));
+        return Err(shape_err(
+            "swiglu",
+            format!("{}×{} vs {}×{}", gate.rows, gate.cols, up.rows, up.cols),
+        ));
     }
     for ((o, &g), &u) in out.data.iter_mut().zip(&gate.data).zip(&up.data) {
         *o = g / (1.0 + (-g).exp()) * u;
@@ -139,9 +175,17 @@ pub fn swiglu(gate: &CpuTensor, up: &CpuTensor, out: &mut CpuTensor) -> Result<(
 }
 
 /// Weighted sum of each token's expert outputs, in slot order (as ggml adds the views).
-pub fn moe_combine(slots: &CpuTensor, weights: &[f32], k: usize, out: &mut CpuTensor) -> Result<()> {
+pub fn moe_combine(
+    slots: &CpuTensor,
+    weights: &[f32],
+    k: usize,
+    out: &mut CpuTensor,
+) -> Result<()> {
     if slots.rows != out.rows * k || weights.len() != slots.rows || slots.cols != out.cols {
-        return Err(shape_err("moe_combine", format!("{} slots, {} weights, k {k}", slots.rows, weights.len())));
+        return Err(shape_err(
+            "moe_combine",
+            format!("{} slots, {} weights, k {k}", slots.rows, weights.len()),
+        ));
     }
     let n = out.cols;
     for t in 0..out.rows {

@@ -18,7 +18,9 @@ impl Pool {
         #[cfg(not(target_arch = "wasm32"))]
         {
             let threads = if threads == 0 {
-                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
             } else {
                 threads
             };
@@ -51,11 +53,17 @@ impl Pool {
         {
             use rayon::prelude::*;
             if self.threads > 1 && data.len() > chunk_len {
-                self.pool.install(|| data.par_chunks_mut(chunk_len).enumerate().for_each(|(i, c)| f(i, c)));
+                self.pool.install(|| {
+                    data.par_chunks_mut(chunk_len)
+                        .enumerate()
+                        .for_each(|(i, c)| f(i, c))
+                });
                 return;
             }
         }
-        data.chunks_mut(chunk_len).enumerate().for_each(|(i, c)| f(i, c));
+        data.chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
     }
 
     /// How many items each task should take so that every worker gets a few tasks.
