@@ -1,3 +1,7 @@
-//! Native pieces of the sluice CLI that tests reuse: opening files (memory maps), commands.
+//! Native pieces of the sluice CLI that tests reuse: opening files (memory maps) and URLs
+//! (HTTP ranges), the weights host, integrity manifests, commands.
 
+pub mod cmd;
+pub mod http;
+pub mod manifest;
 pub mod open;
