@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use sluice_native::cmd;
 
 #[derive(Parser, Debug)]
-#[command(name = "sluice", version, about = "DeepSeek-V3-class MoE inference, llama.cpp compatible")]
+#[command(
+    name = "sluice",
+    version,
+    about = "DeepSeek-V3-class MoE inference, llama.cpp compatible"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

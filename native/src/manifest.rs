@@ -109,7 +109,11 @@ const READ_CHUNK: u64 = 64 << 20;
 /// Hashes one tensor (and its expert slabs).
 fn hash_tensor(model: &GgufModel, t: &ModelTensor) -> Result<ManifestTensor> {
     let size = t.info.nbytes().ok_or_else(|| {
-        Error::Unsupported(format!("tensor {} has unknown ggml type {}", t.name(), t.info.ty))
+        Error::Unsupported(format!(
+            "tensor {} has unknown ggml type {}",
+            t.name(),
+            t.info.ty
+        ))
     })?;
     let experts = is_expert_tensor(t).then(|| t.info.ne(2)).filter(|&n| n > 0);
     let slab_size = experts.map_or(size, |n| size / n);
@@ -129,7 +133,9 @@ fn hash_tensor(model: &GgufModel, t: &ModelTensor) -> Result<ManifestTensor> {
             let bytes: &[u8] = match mapped {
                 Some(all) => &all[from as usize..(from + n) as usize],
                 None => {
-                    owned = sluice_core::source::block_on(model.read_tensor_range(t, from, n as usize))?;
+                    owned = sluice_core::source::block_on(
+                        model.read_tensor_range(t, from, n as usize),
+                    )?;
                     &owned
                 }
             };
@@ -149,7 +155,11 @@ fn hash_tensor(model: &GgufModel, t: &ModelTensor) -> Result<ManifestTensor> {
         offset: t.data_start,
         size,
         hash: hex(whole.finalize()),
-        experts: experts.map(|count| ExpertSlabs { count, slab_size, hashes: slab_hashes }),
+        experts: experts.map(|count| ExpertSlabs {
+            count,
+            slab_size,
+            hashes: slab_hashes,
+        }),
     })
 }
 
@@ -165,7 +175,9 @@ impl Manifest {
                         let mut done = Vec::new();
                         loop {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(t) = tensors.get(i) else { return Ok(done) };
+                            let Some(t) = tensors.get(i) else {
+                                return Ok(done);
+                            };
                             done.push((i, hash_tensor(model, t)?));
                         }
                     })
@@ -173,7 +185,10 @@ impl Manifest {
                 .collect();
             workers
                 .into_iter()
-                .map(|w| w.join().unwrap_or_else(|_| Err(Error::Invalid("hashing thread panicked".into()))))
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|_| Err(Error::Invalid("hashing thread panicked".into())))
+                })
                 .collect()
         });
         let mut hashed = Vec::with_capacity(tensors.len());
@@ -187,7 +202,10 @@ impl Manifest {
             parts: model
                 .parts
                 .iter()
-                .map(|p| ManifestPart { file: file_name_of(&p.path).to_string(), size: p.source.len() })
+                .map(|p| ManifestPart {
+                    file: file_name_of(&p.path).to_string(),
+                    size: p.source.len(),
+                })
                 .collect(),
             tensors: hashed.into_iter().map(|(_, t)| t).collect(),
         })
@@ -208,7 +226,10 @@ impl Manifest {
                 e.hashes.len() as u64 != e.count || e.count.checked_mul(e.slab_size) != Some(t.size)
             });
             if t.part >= m.parts.len() || bad_slabs {
-                return Err(Error::model(format!("{name}: tensor {} has an inconsistent entry", t.name)));
+                return Err(Error::model(format!(
+                    "{name}: tensor {} has an inconsistent entry",
+                    t.name
+                )));
             }
         }
         Ok(m)
@@ -227,7 +248,10 @@ impl Manifest {
         }
         let mut file = options.open(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::io(&shown, "a manifest already exists (pass --force to replace it)")
+                Error::io(
+                    &shown,
+                    "a manifest already exists (pass --force to replace it)",
+                )
             } else {
                 Error::io(&shown, format!("cannot create: {e}"))
             }
@@ -237,16 +261,36 @@ impl Manifest {
 
     /// Checks that this manifest describes `model` (same parts, tensors, offsets, sizes).
     pub fn check_against(&self, model: &GgufModel) -> Result<()> {
-        let mismatch = |what: String| Err(Error::model(format!("the manifest does not describe this model: {what}")));
+        let mismatch = |what: String| {
+            Err(Error::model(format!(
+                "the manifest does not describe this model: {what}"
+            )))
+        };
         if self.parts.len() != model.parts.len() {
-            return mismatch(format!("{} parts listed, the model has {}", self.parts.len(), model.parts.len()));
+            return mismatch(format!(
+                "{} parts listed, the model has {}",
+                self.parts.len(),
+                model.parts.len()
+            ));
         }
         if self.tensors.len() != model.tensors().len() {
-            return mismatch(format!("{} tensors listed, the model has {}", self.tensors.len(), model.tensors().len()));
+            return mismatch(format!(
+                "{} tensors listed, the model has {}",
+                self.tensors.len(),
+                model.tensors().len()
+            ));
         }
         for (m, t) in self.tensors.iter().zip(model.tensors()) {
-            if m.name != t.name() || m.part != t.part || m.offset != t.data_start || Some(m.size) != t.info.nbytes() {
-                return mismatch(format!("entry for {} differs from the model's tensor {}", m.name, t.name()));
+            if m.name != t.name()
+                || m.part != t.part
+                || m.offset != t.data_start
+                || Some(m.size) != t.info.nbytes()
+            {
+                return mismatch(format!(
+                    "entry for {} differs from the model's tensor {}",
+                    m.name,
+                    t.name()
+                ));
             }
         }
         Ok(())
@@ -263,22 +307,30 @@ impl Manifest {
     pub fn verify_tensor(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let t = self.tensor(name)?;
         let file = &self.parts[t.part].file;
-        check(file, &t.hash, bytes, || format!("tensor {name} (bytes {}..{})", t.offset, t.offset + t.size))
+        check(file, &t.hash, bytes, || {
+            format!("tensor {name} (bytes {}..{})", t.offset, t.offset + t.size)
+        })
     }
 
     /// Verifies the slab of `expert` in expert tensor `name`.
     pub fn verify_expert(&self, name: &str, expert: u64, bytes: &[u8]) -> Result<()> {
         let t = self.tensor(name)?;
-        let slabs = t
-            .experts
-            .as_ref()
-            .ok_or_else(|| Error::model(format!("tensor {name} has no expert slabs in the manifest")))?;
+        let slabs = t.experts.as_ref().ok_or_else(|| {
+            Error::model(format!("tensor {name} has no expert slabs in the manifest"))
+        })?;
         let hash = slabs.hashes.get(expert as usize).ok_or_else(|| {
-            Error::model(format!("tensor {name} has {} experts, not {}", slabs.count, expert + 1))
+            Error::model(format!(
+                "tensor {name} has {} experts, not {}",
+                slabs.count,
+                expert + 1
+            ))
         })?;
         let start = t.offset + expert * slabs.slab_size;
         check(&self.parts[t.part].file, hash, bytes, || {
-            format!("tensor {name} expert {expert} (bytes {start}..{})", start + slabs.slab_size)
+            format!(
+                "tensor {name} expert {expert} (bytes {start}..{})",
+                start + slabs.slab_size
+            )
         })
     }
 }
@@ -300,7 +352,9 @@ fn check(file: &str, expected: &str, bytes: &[u8], what: impl FnOnce() -> String
 
 /// Reads the sidecar manifest of a local model, if there is one.
 pub fn load_local_sidecar(model_path: &str) -> Result<Option<Manifest>> {
-    let Some(path) = manifest_path_for(model_path) else { return Ok(None) };
+    let Some(path) = manifest_path_for(model_path) else {
+        return Ok(None);
+    };
     match std::fs::read(&path) {
         Ok(bytes) => Manifest::parse(&path, &bytes).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -324,7 +378,12 @@ impl VerifyingSource {
             .parts
             .iter()
             .position(|p| p.file == file)
-            .ok_or_else(|| Error::model(format!("{}: the manifest lists no part named {file}", inner.name())))?;
+            .ok_or_else(|| {
+                Error::model(format!(
+                    "{}: the manifest lists no part named {file}",
+                    inner.name()
+                ))
+            })?;
         if manifest.parts[part].size != inner.len() {
             return Err(Error::model(format!(
                 "{}: {} bytes, but the manifest says {} (another version of the file?)",
@@ -333,9 +392,15 @@ impl VerifyingSource {
                 manifest.parts[part].size
             )));
         }
-        let mut tensors: Vec<usize> = (0..manifest.tensors.len()).filter(|&i| manifest.tensors[i].part == part).collect();
+        let mut tensors: Vec<usize> = (0..manifest.tensors.len())
+            .filter(|&i| manifest.tensors[i].part == part)
+            .collect();
         tensors.sort_by_key(|&i| manifest.tensors[i].offset);
-        Ok(VerifyingSource { inner, manifest, tensors })
+        Ok(VerifyingSource {
+            inner,
+            manifest,
+            tensors,
+        })
     }
 
     /// Checks every whole tensor and whole expert slab inside `offset..offset+bytes.len()`.
@@ -350,16 +415,20 @@ impl VerifyingSource {
             if t.offset >= end {
                 break;
             }
-            let slice = |from: u64, len: u64| &bytes[(from - offset) as usize..(from - offset + len) as usize];
+            let slice = |from: u64, len: u64| {
+                &bytes[(from - offset) as usize..(from - offset + len) as usize]
+            };
             if t.offset >= offset && t.offset + t.size <= end {
-                self.manifest.verify_tensor(&t.name, slice(t.offset, t.size))?;
+                self.manifest
+                    .verify_tensor(&t.name, slice(t.offset, t.size))?;
                 continue;
             }
             let Some(slabs) = &t.experts else { continue };
             for e in 0..slabs.count {
                 let s = t.offset + e * slabs.slab_size;
                 if s >= offset && s + slabs.slab_size <= end {
-                    self.manifest.verify_expert(&t.name, e, slice(s, slabs.slab_size))?;
+                    self.manifest
+                        .verify_expert(&t.name, e, slice(s, slabs.slab_size))?;
                 }
             }
         }
@@ -383,7 +452,10 @@ impl ByteSource for VerifyingSource {
         })
     }
 
-    fn read_many<'a>(&'a self, ranges: &'a [(u64, usize)]) -> LocalBoxFuture<'a, Result<Vec<Vec<u8>>>> {
+    fn read_many<'a>(
+        &'a self,
+        ranges: &'a [(u64, usize)],
+    ) -> LocalBoxFuture<'a, Result<Vec<Vec<u8>>>> {
         Box::pin(async move {
             let all = self.inner.read_many(ranges).await?;
             let mut out = Vec::with_capacity(all.len());
@@ -418,7 +490,10 @@ impl SourceOpener for VerifyingOpener<'_> {
     fn open<'a>(&'a self, path: &'a str) -> LocalBoxFuture<'a, Result<Arc<dyn ByteSource>>> {
         Box::pin(async move {
             let inner = self.inner.open(path).await?;
-            Ok(Arc::new(VerifyingSource::new(inner, Arc::clone(&self.manifest))?) as Arc<dyn ByteSource>)
+            Ok(
+                Arc::new(VerifyingSource::new(inner, Arc::clone(&self.manifest))?)
+                    as Arc<dyn ByteSource>,
+            )
         })
     }
 }
@@ -429,12 +504,18 @@ mod tests {
 
     #[test]
     fn sidecar_names() {
-        assert_eq!(manifest_path_for("/d/m.gguf").as_deref(), Some("/d/m.manifest.json"));
+        assert_eq!(
+            manifest_path_for("/d/m.gguf").as_deref(),
+            Some("/d/m.manifest.json")
+        );
         assert_eq!(
             manifest_path_for("http://h/x/m-00002-of-00003.gguf?sig=1").as_deref(),
             Some("http://h/x/m.manifest.json")
         );
         assert_eq!(manifest_path_for("/d/m.bin"), None);
-        assert_eq!(file_name_of("http://h/x/m-00002-of-00003.gguf?sig=1"), "m-00002-of-00003.gguf");
+        assert_eq!(
+            file_name_of("http://h/x/m-00002-of-00003.gguf?sig=1"),
+            "m-00002-of-00003.gguf"
+        );
     }
 }

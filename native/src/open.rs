@@ -21,6 +21,7 @@ pub enum LocalAccess {
 }
 
 /// Opens local paths.
+#[derive(Default)]
 pub struct LocalOpener {
     pub access: LocalAccess,
 }
@@ -137,14 +138,6 @@ pub struct OpenOptions {
 pub struct AnyOpener {
     pub local: LocalOpener,
     pub http: crate::http::HttpOpener,
-}
-
-impl Default for LocalOpener {
-    fn default() -> Self {
-        LocalOpener {
-            access: LocalAccess::default(),
-        }
-    }
 }
 
 impl SourceOpener for AnyOpener {

@@ -109,10 +109,26 @@ pub fn moe_tensors(layers: usize, experts: u64, width: u64) -> Vec<Tensor> {
     let mut ts = vec![f32_tensor("token_embd.weight", &[width, 64], 1)];
     for l in 0..layers {
         let seed = 100 * (l as u64 + 1);
-        ts.push(f32_tensor(&format!("blk.{l}.attn_norm.weight"), &[width], seed));
-        ts.push(f32_tensor(&format!("blk.{l}.ffn_gate_exps.weight"), &[width, 16, experts], seed + 1));
-        ts.push(f32_tensor(&format!("blk.{l}.ffn_up_exps.weight"), &[width, 16, experts], seed + 2));
-        ts.push(f32_tensor(&format!("blk.{l}.ffn_down_exps.weight"), &[16, width, experts], seed + 3));
+        ts.push(f32_tensor(
+            &format!("blk.{l}.attn_norm.weight"),
+            &[width],
+            seed,
+        ));
+        ts.push(f32_tensor(
+            &format!("blk.{l}.ffn_gate_exps.weight"),
+            &[width, 16, experts],
+            seed + 1,
+        ));
+        ts.push(f32_tensor(
+            &format!("blk.{l}.ffn_up_exps.weight"),
+            &[width, 16, experts],
+            seed + 2,
+        ));
+        ts.push(f32_tensor(
+            &format!("blk.{l}.ffn_down_exps.weight"),
+            &[16, width, experts],
+            seed + 3,
+        ));
     }
     ts.push(f32_tensor("output_norm.weight", &[width], 7));
     ts
@@ -122,7 +138,10 @@ pub fn moe_tensors(layers: usize, experts: u64, width: u64) -> Vec<Tensor> {
 pub fn base_metadata(arch: &str) -> Vec<(String, Meta)> {
     vec![
         ("general.architecture".into(), Meta::Str(arch.into())),
-        ("general.name".into(), Meta::Str("sluice transport test".into())),
+        (
+            "general.name".into(),
+            Meta::Str("sluice transport test".into()),
+        ),
         (format!("{arch}.block_count"), Meta::U32(2)),
     ]
 }
@@ -136,14 +155,27 @@ pub fn write_single(dir: &Path, name: &str, arch: &str, tensors: &[Tensor]) -> P
 
 /// Writes `tensors` split over `parts` files `dir/prefix-0000i-of-0000n.gguf`, tensors dealt
 /// out in order; returns the paths.
-pub fn write_split(dir: &Path, prefix: &str, arch: &str, tensors: &[Tensor], parts: usize) -> Vec<PathBuf> {
+pub fn write_split(
+    dir: &Path,
+    prefix: &str,
+    arch: &str,
+    tensors: &[Tensor],
+    parts: usize,
+) -> Vec<PathBuf> {
     let per = tensors.len().div_ceil(parts);
     (0..parts)
         .map(|i| {
-            let mut md = if i == 0 { base_metadata(arch) } else { Vec::new() };
+            let mut md = if i == 0 {
+                base_metadata(arch)
+            } else {
+                Vec::new()
+            };
             md.push(("split.no".into(), Meta::U16(i as u16)));
             md.push(("split.count".into(), Meta::U16(parts as u16)));
-            md.push(("split.tensors.count".into(), Meta::I32(tensors.len() as i32)));
+            md.push((
+                "split.tensors.count".into(),
+                Meta::I32(tensors.len() as i32),
+            ));
             let chunk = &tensors[(i * per).min(tensors.len())..((i + 1) * per).min(tensors.len())];
             let path = dir.join(format!("{prefix}-{:05}-of-{parts:05}.gguf", i + 1));
             std::fs::write(&path, encode(&md, chunk)).expect("write test model part");

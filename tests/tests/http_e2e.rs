@@ -26,16 +26,25 @@ fn split_model_over_http_matches_local() {
     assert_eq!(remote.parts.len(), 3);
     assert_eq!(remote.tensors().len(), local.tensors().len());
     for (r, l) in remote.tensors().iter().zip(local.tensors()) {
-        assert_eq!((&r.info.name, r.info.ty, &r.info.dims, r.part, r.data_start), (&l.info.name, l.info.ty, &l.info.dims, l.part, l.data_start));
+        assert_eq!(
+            (&r.info.name, r.info.ty, &r.info.dims, r.part, r.data_start),
+            (&l.info.name, l.info.ty, &l.info.dims, l.part, l.data_start)
+        );
     }
     assert_eq!(
-        remote.metadata().get("general.architecture").and_then(|v| v.as_str()),
+        remote
+            .metadata()
+            .get("general.architecture")
+            .and_then(|v| v.as_str()),
         Some("deepseek2")
     );
     for t in remote.tensors() {
         let n = t.info.nbytes().unwrap() as usize;
         let got = block_on(remote.read_tensor_range(t, 0, n)).unwrap();
-        let want = local.tensor_bytes(local.tensor(t.name()).unwrap()).unwrap().unwrap();
+        let want = local
+            .tensor_bytes(local.tensor(t.name()).unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(got, want, "{}", t.name());
     }
 
@@ -45,14 +54,24 @@ fn split_model_over_http_matches_local() {
         let size = t.info.nbytes().unwrap() / t.info.ne(2);
         (t.clone(), t.data_start + e * size, size as usize)
     };
-    let names = ["blk.1.ffn_gate_exps.weight", "blk.1.ffn_up_exps.weight", "blk.1.ffn_down_exps.weight"];
+    let names = [
+        "blk.1.ffn_gate_exps.weight",
+        "blk.1.ffn_up_exps.weight",
+        "blk.1.ffn_down_exps.weight",
+    ];
     let slabs: Vec<_> = names.iter().map(|n| slab(n, 5)).collect();
     let part = slabs[0].0.part;
-    assert!(slabs.iter().all(|s| s.0.part == part), "fixture keeps a layer in one part");
+    assert!(
+        slabs.iter().all(|s| s.0.part == part),
+        "fixture keeps a layer in one part"
+    );
     let ranges: Vec<(u64, usize)> = slabs.iter().map(|s| (s.1, s.2)).collect();
     let got = block_on(remote.parts[part].source.read_many(&ranges)).unwrap();
     for ((t, off, len), bytes) in slabs.iter().zip(&got) {
-        let all = local.tensor_bytes(local.tensor(t.name()).unwrap()).unwrap().unwrap();
+        let all = local
+            .tensor_bytes(local.tensor(t.name()).unwrap())
+            .unwrap()
+            .unwrap();
         let rel = (off - t.data_start) as usize;
         assert_eq!(bytes[..], all[rel..rel + len]);
     }
@@ -60,19 +79,42 @@ fn split_model_over_http_matches_local() {
     // With a manifest next to the model, URL opens verify every whole tensor and slab.
     let manifest = Manifest::build(&local, 2).unwrap();
     let sidecar = manifest_path_for(parts[0].to_str().unwrap()).unwrap();
-    manifest.write(std::path::Path::new(&sidecar), false).unwrap();
-    let err = manifest.write(std::path::Path::new(&sidecar), false).unwrap_err().to_string();
+    manifest
+        .write(std::path::Path::new(&sidecar), false)
+        .unwrap();
+    let err = manifest
+        .write(std::path::Path::new(&sidecar), false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--force"), "{err}");
-    manifest.write(std::path::Path::new(&sidecar), true).unwrap();
-    let opened = open_model_with(&url, &OpenOptions { verify: Verify::Required, ..Default::default() }).unwrap();
+    manifest
+        .write(std::path::Path::new(&sidecar), true)
+        .unwrap();
+    let opened = open_model_with(
+        &url,
+        &OpenOptions {
+            verify: Verify::Required,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(opened.manifest.is_some());
     for t in opened.model.tensors() {
-        block_on(opened.model.read_tensor_range(t, 0, t.info.nbytes().unwrap() as usize)).unwrap();
+        block_on(
+            opened
+                .model
+                .read_tensor_range(t, 0, t.info.nbytes().unwrap() as usize),
+        )
+        .unwrap();
     }
     // The server lists the model with its manifest.
-    let listing = sluice_native::http::fetch_document(&format!("{}/models.json", server.base_url()), 1 << 20, &Default::default())
-        .unwrap()
-        .unwrap();
+    let listing = sluice_native::http::fetch_document(
+        &format!("{}/models.json", server.base_url()),
+        1 << 20,
+        &Default::default(),
+    )
+    .unwrap()
+    .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&listing).unwrap();
     assert_eq!(v["models"][0]["manifest"], "/tiny-moe.manifest.json");
     let _ = std::fs::remove_dir_all(dir);

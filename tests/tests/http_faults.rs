@@ -9,7 +9,7 @@ use sluice_core::source::{block_on, ByteSource};
 use sluice_native::http::{HttpConfig, HttpOpener, HttpSource};
 use sluice_native::manifest::{Manifest, VerifyingOpener};
 use sluice_native::open::open_model;
-use sluice_tests::gguf_build::{encode, base_metadata, moe_tensors, noise, scratch_dir};
+use sluice_tests::gguf_build::{base_metadata, encode, moe_tensors, noise, scratch_dir};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -69,7 +69,12 @@ impl FakeServer {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 connections.fetch_add(1, Ordering::SeqCst);
-                let (data, script, default, ranges) = (data.clone(), script.clone(), default.clone(), ranges.clone());
+                let (data, script, default, ranges) = (
+                    data.clone(),
+                    script.clone(),
+                    default.clone(),
+                    ranges.clone(),
+                );
                 std::thread::spawn(move || serve(stream, &data, &script, &default, &ranges));
             }
         });
@@ -127,7 +132,11 @@ fn serve(
             continue;
         };
         ranges.fetch_add(1, Ordering::SeqCst);
-        let fault = script.lock().unwrap().pop_front().unwrap_or_else(|| default.lock().unwrap().clone());
+        let fault = script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| default.lock().unwrap().clone());
         let body = &data[start..end];
         let partial = |etag: &str, first: usize, last_excl: usize, len: usize| {
             format!(
@@ -140,7 +149,9 @@ fn serve(
                 if let Fault::Slow(d) = fault {
                     std::thread::sleep(d);
                 }
-                let sent = out.write_all(partial("v1", start, end, body.len()).as_bytes()).and_then(|_| out.write_all(body));
+                let sent = out
+                    .write_all(partial("v1", start, end, body.len()).as_bytes())
+                    .and_then(|_| out.write_all(body));
                 if let Fault::SilentClose = fault {
                     let _ = out.shutdown(Shutdown::Both);
                     return;
@@ -154,22 +165,32 @@ fn serve(
                 return;
             }
             Fault::Status(s) => {
-                let _ = out.write_all(format!("HTTP/1.1 {s} Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+                let _ = out.write_all(
+                    format!("HTTP/1.1 {s} Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                );
                 return;
             }
             Fault::ShortBody => {
                 let n = body.len() - 1;
-                out.write_all(partial("v1", start, end, n).as_bytes()).and_then(|_| out.write_all(&body[..n])).is_ok()
+                out.write_all(partial("v1", start, end, n).as_bytes())
+                    .and_then(|_| out.write_all(&body[..n]))
+                    .is_ok()
             }
             Fault::WrongRange => {
                 let shifted = &data[start + 1..(end + 1).min(total)];
-                out.write_all(partial("v1", start + 1, (end + 1).min(total), shifted.len()).as_bytes())
-                    .and_then(|_| out.write_all(shifted))
-                    .is_ok()
+                out.write_all(
+                    partial("v1", start + 1, (end + 1).min(total), shifted.len()).as_bytes(),
+                )
+                .and_then(|_| out.write_all(shifted))
+                .is_ok()
             }
             Fault::Full200 => {
-                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\nETag: \"v1\"\r\n\r\n");
-                out.write_all(head.as_bytes()).and_then(|_| out.write_all(data)).is_ok()
+                let head =
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\nETag: \"v1\"\r\n\r\n");
+                out.write_all(head.as_bytes())
+                    .and_then(|_| out.write_all(data))
+                    .is_ok()
             }
             Fault::Stall(d) => {
                 std::thread::sleep(d);
@@ -179,7 +200,9 @@ fn serve(
                 let mut bad = body.to_vec();
                 let mid = bad.len() / 2;
                 bad[mid] ^= 0x5a;
-                out.write_all(partial("v1", start, end, bad.len()).as_bytes()).and_then(|_| out.write_all(&bad)).is_ok()
+                out.write_all(partial("v1", start, end, bad.len()).as_bytes())
+                    .and_then(|_| out.write_all(&bad))
+                    .is_ok()
             }
             Fault::NewEtag => out
                 .write_all(partial("v2", start, end, body.len()).as_bytes())
@@ -228,8 +251,13 @@ fn read_ok(server: &FakeServer, offset: usize, len: usize) -> u64 {
 /// Reads and expects an error mentioning the URL, the byte range and `needle`.
 fn read_err(server: &FakeServer, offset: usize, len: usize, needle: &str) -> String {
     let src = HttpSource::open(&server.url, quick_config()).unwrap();
-    let err = block_on(src.read_at(offset as u64, len)).unwrap_err().to_string();
-    assert!(err.contains(&server.url), "error does not name the URL: {err}");
+    let err = block_on(src.read_at(offset as u64, len))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&server.url),
+        "error does not name the URL: {err}"
+    );
     let range = format!("bytes {offset}-{}", offset + len - 1);
     assert!(err.contains(&range), "error does not name {range}: {err}");
     assert!(err.contains(needle), "error lacks {needle:?}: {err}");
@@ -309,7 +337,11 @@ fn stalls_time_out_and_are_retried() {
         let started = Instant::now();
         read_err(&s, 0, 100, "timeout");
         // 4 attempts × 0.4 s plus backoff; nowhere near the server's 3 s stall each.
-        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
     });
 }
 
@@ -320,7 +352,11 @@ fn changed_resource_is_a_clear_error() {
         s.push(&[Fault::NewEtag]);
         let before = s.range_requests.load(Ordering::SeqCst);
         read_err(&s, 0, 100, "changed while in use");
-        assert_eq!(s.range_requests.load(Ordering::SeqCst) - before, 1, "a changed resource is not retried");
+        assert_eq!(
+            s.range_requests.load(Ordering::SeqCst) - before,
+            1,
+            "a changed resource is not retried"
+        );
     });
 }
 
@@ -334,7 +370,11 @@ fn silently_closed_keep_alive_connections_are_replaced() {
             let got = block_on(src.read_at(i * 1000, 1000)).unwrap();
             assert_eq!(got, data()[i as usize * 1000..(i as usize + 1) * 1000]);
         }
-        assert_eq!(src.stats().retries, 0, "a stale pooled connection is not a failed attempt");
+        assert_eq!(
+            src.stats().retries,
+            0,
+            "a stale pooled connection is not a failed attempt"
+        );
     });
 }
 
@@ -344,9 +384,16 @@ fn connections_are_reused_and_reads_overlap() {
         let s = FakeServer::start(data(), "/m.gguf");
         let src = HttpSource::open(&s.url, quick_config()).unwrap();
         for i in 0..50 {
-            assert_eq!(block_on(src.read_at(i * 100, 100)).unwrap(), data()[i as usize * 100..][..100]);
+            assert_eq!(
+                block_on(src.read_at(i * 100, 100)).unwrap(),
+                data()[i as usize * 100..][..100]
+            );
         }
-        assert!(s.connections.load(Ordering::SeqCst) <= 2, "keep-alive not used: {} connections", s.connections.load(Ordering::SeqCst));
+        assert!(
+            s.connections.load(Ordering::SeqCst) <= 2,
+            "keep-alive not used: {} connections",
+            s.connections.load(Ordering::SeqCst)
+        );
 
         // Adjacent and overlapping ranges asked together become one request.
         let before = s.range_requests.load(Ordering::SeqCst);
@@ -362,7 +409,11 @@ fn connections_are_reused_and_reads_overlap() {
         let ranges = [(0u64, 10usize), (50_000, 10), (100_000, 10), (150_000, 10)];
         let started = Instant::now();
         let got = block_on(src.read_many(&ranges)).unwrap();
-        assert!(started.elapsed() < Duration::from_millis(1000), "not parallel: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "not parallel: {:?}",
+            started.elapsed()
+        );
         for (&(o, l), g) in ranges.iter().zip(&got) {
             assert_eq!(g[..], data()[o as usize..o as usize + l]);
         }
@@ -380,12 +431,21 @@ fn corrupt_bytes_are_caught_by_the_manifest() {
         let manifest = Arc::new(Manifest::build(&local, 2).unwrap());
 
         let s = FakeServer::start(bytes, "/m.gguf");
-        let http = HttpOpener { config: quick_config() };
-        let verifying = VerifyingOpener { inner: &http, manifest: manifest.clone() };
+        let http = HttpOpener {
+            config: quick_config(),
+        };
+        let verifying = VerifyingOpener {
+            inner: &http,
+            manifest: manifest.clone(),
+        };
         let model = block_on(GgufModel::open(&s.url, &verifying)).unwrap();
         let t = model.tensor("blk.1.ffn_up_exps.weight").unwrap().clone();
         let slab = t.info.nbytes().unwrap() / 4;
-        let expected = local.tensor_bytes(local.tensor(t.name()).unwrap()).unwrap().unwrap()[(3 * slab) as usize..(4 * slab) as usize].to_vec();
+        let expected = local
+            .tensor_bytes(local.tensor(t.name()).unwrap())
+            .unwrap()
+            .unwrap()[(3 * slab) as usize..(4 * slab) as usize]
+            .to_vec();
 
         // Corrupted once: verification rejects it, the re-read is good.
         s.push(&[Fault::Corrupt]);
@@ -394,10 +454,14 @@ fn corrupt_bytes_are_caught_by_the_manifest() {
 
         // Corrupted every time: an error naming the tensor and expert, never the bytes.
         s.always(Fault::Corrupt);
-        let err = block_on(model.read_tensor_range(&t, 3 * slab, slab as usize)).unwrap_err().to_string();
+        let err = block_on(model.read_tensor_range(&t, 3 * slab, slab as usize))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("blk.1.ffn_up_exps.weight expert 3"), "{err}");
         assert!(err.contains("does not match the manifest"), "{err}");
-        let err = block_on(model.read_tensor_range(&t, 0, t.info.nbytes().unwrap() as usize)).unwrap_err().to_string();
+        let err = block_on(model.read_tensor_range(&t, 0, t.info.nbytes().unwrap() as usize))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tensor blk.1.ffn_up_exps.weight"), "{err}");
         let _ = std::fs::remove_dir_all(dir);
     });
@@ -409,9 +473,18 @@ fn missing_resources_fail_fast() {
         let closed = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/m.gguf", closed.local_addr().unwrap());
         drop(closed);
-        let err = HttpSource::open(&url, quick_config()).err().expect("nothing listens there").to_string();
-        assert!(err.contains(&url) && err.contains("cannot connect"), "{err}");
-        let err = HttpSource::open("https://127.0.0.1/m.gguf", quick_config()).err().unwrap().to_string();
+        let err = HttpSource::open(&url, quick_config())
+            .err()
+            .expect("nothing listens there")
+            .to_string();
+        assert!(
+            err.contains(&url) && err.contains("cannot connect"),
+            "{err}"
+        );
+        let err = HttpSource::open("https://127.0.0.1/m.gguf", quick_config())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("https is not supported"), "{err}");
     });
 }

@@ -22,7 +22,10 @@ fn twenty_thousand_range_requests() {
     config.max_connections = 64;
     let server = start(config).unwrap();
     let url = format!("{}/weights.bin", server.base_url());
-    let client_config = HttpConfig { max_connections: CLIENTS, ..HttpConfig::default() };
+    let client_config = HttpConfig {
+        max_connections: CLIENTS,
+        ..HttpConfig::default()
+    };
     let source = Arc::new(HttpSource::open(&url, client_config).unwrap());
 
     let started = Instant::now();
@@ -34,7 +37,9 @@ fn twenty_thousand_range_requests() {
                 let mut state = 0x9E37_79B9u64 ^ (c as u64) << 32;
                 let mut errors = 0usize;
                 for _ in 0..REQUESTS_PER_CLIENT {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     let len = 1 + (state >> 33) as usize % (64 << 10);
                     let offset = (state >> 13) as usize % (FILE_BYTES - len);
                     let t = Instant::now();

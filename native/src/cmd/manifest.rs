@@ -29,7 +29,10 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<()> {
         ),
     };
     if output.exists() && !args.force {
-        anyhow::bail!("{} already exists (pass --force to replace it)", output.display());
+        anyhow::bail!(
+            "{} already exists (pass --force to replace it)",
+            output.display()
+        );
     }
     let options = OpenOptions {
         verify: Verify::Off,

@@ -44,7 +44,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.log_requests = args.verbose;
     let server = start(config)?;
     let url = server.base_url();
-    println!("serving {} at {url}/ (models: {url}/models.json)", args.dir.display());
+    println!(
+        "serving {} at {url}/ (models: {url}/models.json)",
+        args.dir.display()
+    );
     server.wait();
     Ok(())
 }

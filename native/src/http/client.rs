@@ -150,15 +150,20 @@ impl Client {
         }
         request.push_str("\r\n");
         let reused = lease.reused;
-        let conn = lease.conn.as_mut().ok_or_else(|| {
-            Failure::Transient("connection pool handed out no connection".into())
-        })?;
+        let conn = lease
+            .conn
+            .as_mut()
+            .ok_or_else(|| Failure::Transient("connection pool handed out no connection".into()))?;
         let sent = conn.get_mut().write_all(request.as_bytes());
         let head = match sent.and_then(|()| read_head(conn)) {
             Ok(Some(head)) => head,
             Ok(None) if reused => return Err(Failure::StaleConnection),
             Err(e) if reused && is_disconnect(&e) => return Err(Failure::StaleConnection),
-            Ok(None) => return Err(Failure::Transient("connection closed with no response".into())),
+            Ok(None) => {
+                return Err(Failure::Transient(
+                    "connection closed with no response".into(),
+                ))
+            }
             Err(e) => return Err(Failure::Transient(describe_io(&e, cfg.io_timeout))),
         };
         let mut words = head.start_line.splitn(3, ' ');
@@ -240,8 +245,14 @@ impl Client {
                 }
             }
             200 => {
-                if head.get("accept-ranges").is_some_and(|v| v.trim() == "none") {
-                    return Err(self.error("HEAD", "the server says it does not serve byte ranges (Accept-Ranges: none)"));
+                if head
+                    .get("accept-ranges")
+                    .is_some_and(|v| v.trim() == "none")
+                {
+                    return Err(self.error(
+                        "HEAD",
+                        "the server says it does not serve byte ranges (Accept-Ranges: none)",
+                    ));
                 }
                 if let Ok(Some(len)) = head.content_length() {
                     return Ok(Probe::Found(ResourceInfo { len, validator }));
@@ -282,17 +293,31 @@ impl Client {
 
     /// Reads bytes `start..end` (end exclusive) of a resource of `total` bytes whose
     /// validators were `expected`, with retries.
-    pub fn read_range(&self, start: u64, end: u64, total: u64, expected: &Validator) -> Result<Vec<u8>> {
+    pub fn read_range(
+        &self,
+        start: u64,
+        end: u64,
+        total: u64,
+        expected: &Validator,
+    ) -> Result<Vec<u8>> {
         let what = format!("bytes {start}-{}", end.saturating_sub(1));
         if start >= end {
             return Ok(Vec::new());
         }
         let body = self.with_retries(&what, || self.attempt_range(start, end, total, expected))?;
-        self.stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
         Ok(body)
     }
 
-    fn attempt_range(&self, start: u64, end: u64, total: u64, expected: &Validator) -> Result<Vec<u8>, Failure> {
+    fn attempt_range(
+        &self,
+        start: u64,
+        end: u64,
+        total: u64,
+        expected: &Validator,
+    ) -> Result<Vec<u8>, Failure> {
         let mut r = self.exchange("GET", Some((start, end)))?;
         check_status_retryable(r.status)?;
         if matches!(r.status, 200 | 206) {
@@ -334,7 +359,11 @@ impl Client {
             s => return Err(Failure::Final(format!("HTTP {s}{}", reason(&r.head)))),
         }
         let io_timeout = self.config.io_timeout;
-        let conn = r.lease.conn.as_mut().ok_or_else(|| Failure::Transient("no connection".into()))?;
+        let conn = r
+            .lease
+            .conn
+            .as_mut()
+            .ok_or_else(|| Failure::Transient("no connection".into()))?;
         let body = match r.head.content_length() {
             Ok(Some(n)) if n == want => read_exact_body(conn, want as usize, io_timeout)?,
             Ok(Some(n)) => {
@@ -343,8 +372,9 @@ impl Client {
                 )))
             }
             Ok(None) if r.head.has_token("transfer-encoding", "chunked") => {
-                let body = read_chunked(conn, want as usize)
-                    .map_err(|e| Failure::Transient(format!("chunked body: {}", describe_io(&e, io_timeout))))?;
+                let body = read_chunked(conn, want as usize).map_err(|e| {
+                    Failure::Transient(format!("chunked body: {}", describe_io(&e, io_timeout)))
+                })?;
                 if body.len() as u64 != want {
                     return Err(Failure::Transient(format!(
                         "short body: {} of {want} bytes",
@@ -374,21 +404,31 @@ impl Client {
             }
             let io_timeout = self.config.io_timeout;
             let keep = r.keep_alive;
-            let conn = r.lease.conn.as_mut().ok_or_else(|| Failure::Transient("no connection".into()))?;
+            let conn = r
+                .lease
+                .conn
+                .as_mut()
+                .ok_or_else(|| Failure::Transient("no connection".into()))?;
             let body = match r.head.content_length() {
                 Ok(Some(n)) if n > limit as u64 => {
-                    return Err(Failure::Final(format!("document of {n} bytes is over the {limit}-byte limit")))
+                    return Err(Failure::Final(format!(
+                        "document of {n} bytes is over the {limit}-byte limit"
+                    )))
                 }
                 Ok(Some(n)) => read_exact_body(conn, n as usize, io_timeout)?,
-                Ok(None) if r.head.has_token("transfer-encoding", "chunked") => read_chunked(conn, limit)
-                    .map_err(|e| Failure::Transient(describe_io(&e, io_timeout)))?,
+                Ok(None) if r.head.has_token("transfer-encoding", "chunked") => {
+                    read_chunked(conn, limit)
+                        .map_err(|e| Failure::Transient(describe_io(&e, io_timeout)))?
+                }
                 Ok(None) => {
                     let mut body = Vec::new();
                     conn.take(limit as u64 + 1)
                         .read_to_end(&mut body)
                         .map_err(|e| Failure::Transient(describe_io(&e, io_timeout)))?;
                     if body.len() > limit {
-                        return Err(Failure::Final(format!("document is over the {limit}-byte limit")));
+                        return Err(Failure::Final(format!(
+                            "document is over the {limit}-byte limit"
+                        )));
                     }
                     return Ok(Some(body));
                 }
@@ -440,7 +480,11 @@ fn reason(head: &Head) -> String {
     }
 }
 
-fn read_exact_body(conn: &mut impl Read, len: usize, io_timeout: Duration) -> Result<Vec<u8>, Failure> {
+fn read_exact_body(
+    conn: &mut impl Read,
+    len: usize,
+    io_timeout: Duration,
+) -> Result<Vec<u8>, Failure> {
     let mut body = vec![0u8; len];
     let mut got = 0;
     while got < len {

@@ -181,7 +181,16 @@ mod tests {
         assert_eq!(safe_segments("//a//b").unwrap(), vec!["a", "b"]);
         assert_eq!(safe_segments("/a%20b").unwrap(), vec!["a b"]);
         assert_eq!(safe_segments("/%252e%252e/x").unwrap(), vec!["%2e%2e", "x"]);
-        for bad in ["/../x", "/a/%2e%2e/x", "/%2E%2E%2Fetc", "/a\\b", "/a%5cb", "/c:/x", "/a/./b", "/%00"] {
+        for bad in [
+            "/../x",
+            "/a/%2e%2e/x",
+            "/%2E%2E%2Fetc",
+            "/a\\b",
+            "/a%5cb",
+            "/c:/x",
+            "/a/./b",
+            "/%00",
+        ] {
             assert_eq!(safe_segments(bad), Err(Refusal::Forbidden), "{bad}");
         }
         assert_eq!(safe_segments("/.git/config"), Err(Refusal::NotFound));

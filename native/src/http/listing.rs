@@ -164,7 +164,9 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<Found>) {
             continue;
         }
         let path = entry.path();
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
             walk(root, &path, depth + 1, out);
             continue;

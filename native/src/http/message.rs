@@ -353,10 +353,31 @@ mod tests {
     fn range_grammar() {
         use RangeRequest::*;
         assert_eq!(parse_range("bytes=0-9", 100), Single { start: 0, end: 10 });
-        assert_eq!(parse_range("bytes=90-", 100), Single { start: 90, end: 100 });
-        assert_eq!(parse_range("bytes=-10", 100), Single { start: 90, end: 100 });
-        assert_eq!(parse_range("bytes=-1000", 100), Single { start: 0, end: 100 });
-        assert_eq!(parse_range("bytes=50-1000", 100), Single { start: 50, end: 100 });
+        assert_eq!(
+            parse_range("bytes=90-", 100),
+            Single {
+                start: 90,
+                end: 100
+            }
+        );
+        assert_eq!(
+            parse_range("bytes=-10", 100),
+            Single {
+                start: 90,
+                end: 100
+            }
+        );
+        assert_eq!(
+            parse_range("bytes=-1000", 100),
+            Single { start: 0, end: 100 }
+        );
+        assert_eq!(
+            parse_range("bytes=50-1000", 100),
+            Single {
+                start: 50,
+                end: 100
+            }
+        );
         assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
         assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
         assert_eq!(parse_range("bytes=-5", 0), Unsatisfiable);

@@ -7,11 +7,11 @@
 //! on both ends.
 
 pub mod client;
+pub mod files;
+pub mod listing;
 pub mod message;
 pub mod plan;
 pub mod pool;
-pub mod files;
-pub mod listing;
 pub mod server;
 pub mod source;
 pub mod url;

@@ -278,7 +278,7 @@ mod tests {
             .collect();
         let results: Vec<_> = receivers
             .into_iter()
-            .map(|r| sluice_core::source::block_on(r))
+            .map(sluice_core::source::block_on)
             .collect();
         assert_eq!(results, (0..8).map(|i| Some(i * 2)).collect::<Vec<_>>());
         assert!(start.elapsed() < Duration::from_millis(1500));

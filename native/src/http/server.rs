@@ -134,7 +134,10 @@ impl Drop for ServerHandle {
 /// Binds and starts serving in background threads.
 pub fn start(config: ServerConfig) -> io::Result<ServerHandle> {
     let mut mounts = vec![Mount::new(&config.root, false).map_err(|e| {
-        io::Error::new(e.kind(), format!("model directory {}: {e}", config.root.display()))
+        io::Error::new(
+            e.kind(),
+            format!("model directory {}: {e}", config.root.display()),
+        )
     })?];
     if let Some(www) = &config.www {
         mounts.push(Mount::new(www, true).map_err(|e| {
@@ -166,8 +169,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         {
             let mut active = shared.active.lock().unwrap_or_else(|p| p.into_inner());
-            while *active >= shared.config.max_connections && !shared.stop.load(Ordering::SeqCst)
-            {
+            while *active >= shared.config.max_connections && !shared.stop.load(Ordering::SeqCst) {
                 active = shared
                     .slot_freed
                     .wait(active)
@@ -207,7 +209,11 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 enum Body {
     Empty,
     Bytes(Vec<u8>),
-    File { file: std::fs::File, start: u64, len: u64 },
+    File {
+        file: std::fs::File,
+        start: u64,
+        len: u64,
+    },
 }
 
 struct Response {
@@ -220,12 +226,18 @@ struct Response {
 
 impl Response {
     fn new(status: u16) -> Self {
-        Response { status, headers: Vec::new(), body: Body::Empty, length: 0 }
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Body::Empty,
+            length: 0,
+        }
     }
 
     fn text(status: u16, text: &str) -> Self {
         let mut r = Response::new(status);
-        r.headers.push(("Content-Type", "text/plain; charset=utf-8".into()));
+        r.headers
+            .push(("Content-Type", "text/plain; charset=utf-8".into()));
         r.length = text.len() as u64 + 1;
         r.body = Body::Bytes(format!("{text}\n").into_bytes());
         r
@@ -278,18 +290,28 @@ fn answer(head: &Head, shared: &Shared) -> (Response, bool, bool) {
     };
     let is_head = method == "HEAD";
     if version != "HTTP/1.0" && head.count("host") != 1 {
-        return (Response::text(400, "exactly one Host header is required"), is_head, false);
+        return (
+            Response::text(400, "exactly one Host header is required"),
+            is_head,
+            false,
+        );
     }
     // No request carries a body here; refuse rather than misread the stream.
     let has_body = head.get("transfer-encoding").is_some()
         || !matches!(head.content_length(), Ok(None) | Ok(Some(0)));
     if has_body {
-        return (Response::text(413, "request bodies are not accepted"), is_head, false);
+        return (
+            Response::text(413, "request bodies are not accepted"),
+            is_head,
+            false,
+        );
     }
     let cors = cors_origin(head, &shared.config);
     let mut response = route(method, target, head, shared, cors.as_deref());
     if let Some(origin) = &cors {
-        response.headers.push(("Access-Control-Allow-Origin", origin.clone()));
+        response
+            .headers
+            .push(("Access-Control-Allow-Origin", origin.clone()));
         response.headers.push((
             "Access-Control-Expose-Headers",
             "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified".into(),
@@ -421,14 +443,24 @@ fn serve_file(method: &str, head: &Head, path: &std::path::Path) -> Response {
     };
     r = r.header("Content-Type", file.content_type);
     r.length = count;
-    r.body = Body::File { file: file.file, start, len: count };
+    r.body = Body::File {
+        file: file.file,
+        start,
+        len: count,
+    };
     r
 }
 
 fn send(w: &mut TcpStream, r: Response, is_head: bool, keep_alive: bool) -> io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    head.push_str(&format!("Date: {}\r\nServer: sluice/{}\r\n", http_date(now.as_secs()), env!("CARGO_PKG_VERSION")));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    head.push_str(&format!(
+        "Date: {}\r\nServer: sluice/{}\r\n",
+        http_date(now.as_secs()),
+        env!("CARGO_PKG_VERSION")
+    ));
     for (name, value) in &r.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -447,12 +479,19 @@ fn send(w: &mut TcpStream, r: Response, is_head: bool, keep_alive: bool) -> io::
     match r.body {
         Body::Empty => {}
         Body::Bytes(b) => w.write_all(&b)?,
-        Body::File { mut file, start, len } => {
+        Body::File {
+            mut file,
+            start,
+            len,
+        } => {
             file.seek(SeekFrom::Start(start))?;
             let copied = io::copy(&mut (&mut file).take(len), w)?;
             if copied != len {
                 // The file shrank under us: the framing is broken, so drop the connection.
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while sending"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while sending",
+                ));
             }
         }
     }

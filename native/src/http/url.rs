@@ -75,11 +75,7 @@ impl HttpUrl {
                 "{text}: spaces or control characters must be percent-encoded"
             ));
         }
-        Ok(HttpUrl {
-            host,
-            port,
-            target,
-        })
+        Ok(HttpUrl { host, port, target })
     }
 
     /// `host:port` as a socket address string.
@@ -165,7 +161,9 @@ mod tests {
         let u = HttpUrl::parse("HTTP://[::1]/m.gguf").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("[::1]", 80));
         assert_eq!(HttpUrl::parse("http://h").unwrap().target, "/");
-        assert!(HttpUrl::parse("https://h/x").unwrap_err().contains("no TLS"));
+        assert!(HttpUrl::parse("https://h/x")
+            .unwrap_err()
+            .contains("no TLS"));
         assert!(HttpUrl::parse("http://h:99999/x").is_err());
         assert!(HttpUrl::parse("ftp://h/x").is_err());
         assert_eq!(
