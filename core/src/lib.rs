@@ -4,9 +4,11 @@
 //! [`source`] (where bytes come from), [`gguf`] (the container), [`quant`] (the ggml block
 //! formats), then the model, tokenizer, sampler and the CPU backend built on them.
 
+pub mod chat;
 pub mod error;
 pub mod gguf;
 pub mod quant;
 pub mod source;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
