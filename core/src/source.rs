@@ -15,8 +15,19 @@ use std::sync::Arc;
 /// A boxed future that need not be `Send`.
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
+/// `Send + Sync` on native targets (sources are shared with compute threads); no bound on wasm,
+/// where sources wrap JavaScript objects and there is one thread.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSendSync: Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + Sync + ?Sized> MaybeSendSync for T {}
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSendSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSendSync for T {}
+
 /// A random-access, read-only byte source of known length.
-pub trait ByteSource {
+pub trait ByteSource: MaybeSendSync {
     /// A human-readable name for errors (a path or URL).
     fn name(&self) -> &str;
 

@@ -2,8 +2,80 @@
 //!
 //! Parsing works on a prefix of the file held in memory, so any [`crate::source::ByteSource`]
 //! can feed it: a memory map hands over everything, a remote source fetches a first chunk and
-//! more only if the header turns out longer.
+//! more only if the header turns out longer ([`read_header`]).
 
+pub mod model;
+pub mod reader;
+pub mod split;
 pub mod value;
 
+pub use model::{GgufModel, ModelTensor, SourceOpener};
+pub use reader::{parse_header, Header, Parsed};
 pub use value::{Metadata, Value, ValueType};
+
+use crate::quant::GgmlType;
+use crate::source::ByteSource;
+use crate::{Error, Result};
+
+/// One tensor-info record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub ty: GgmlType,
+    /// Shape in ggml `ne` order (fastest-varying first), as many dims as stored.
+    pub dims: Vec<u64>,
+    /// Offset of the data relative to the file's data section.
+    pub offset: u64,
+    /// Where the record itself sits in the file (for error messages).
+    pub info_offset: u64,
+}
+
+impl TensorInfo {
+    /// `ne[i]`, 1 for dimensions beyond those stored.
+    pub fn ne(&self, i: usize) -> u64 {
+        self.dims.get(i).copied().unwrap_or(1)
+    }
+
+    pub fn n_elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
+
+    /// Bytes of one row (`ne[0]` elements), `None` for unknown types.
+    pub fn row_bytes(&self) -> Option<u64> {
+        self.ty.row_bytes(self.ne(0))
+    }
+
+    /// Bytes of the whole tensor, `None` for unknown types.
+    pub fn nbytes(&self) -> Option<u64> {
+        let rows: u64 = self.dims.iter().skip(1).product();
+        self.row_bytes()?.checked_mul(rows)
+    }
+}
+
+/// Reads and parses the header of `source`, fetching more of it only as needed.
+pub async fn read_header(source: &dyn ByteSource) -> Result<Header> {
+    let len = source.len();
+    if let Some(all) = source.as_slice() {
+        return match parse_header(source.name(), all, len)? {
+            Parsed::Done(h) => Ok(h),
+            Parsed::NeedMore(_) => Err(Error::io(
+                source.name(),
+                "header parse wanted bytes past the end",
+            )),
+        };
+    }
+    let mut want = len.min(1 << 20);
+    loop {
+        let prefix = source.read_at(0, want as usize).await?;
+        match parse_header(source.name(), &prefix, len)? {
+            Parsed::Done(h) => return Ok(h),
+            Parsed::NeedMore(n) if n > want && n <= len => want = n.max(want * 2).min(len),
+            Parsed::NeedMore(n) => {
+                return Err(Error::io(
+                    source.name(),
+                    format!("header parser asked for {n} bytes after reading {want} of {len}"),
+                ))
+            }
+        }
+    }
+}
