@@ -11,6 +11,7 @@ pub mod chat;
 pub mod cpu;
 pub mod error;
 pub mod experts;
+pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod quant;

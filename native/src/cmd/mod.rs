@@ -1,0 +1,4 @@
+//! One module per `sluice` subcommand. Each exposes a clap `Args` struct and a `run`
+//! function; `main.rs` only lists them.
+
+pub mod run;
