@@ -97,7 +97,6 @@ const fn expand_iq1s<const N: usize>(codes: &[u16; N]) -> [[i8; 8]; N] {
     out
 }
 
-
 // iq2xxs_grid from ggml-common.h.
 const IQ2XXS_CODES: [u16; 256] = [
     0x0000, 0x0002, 0x0005, 0x0008, 0x000a, 0x0011, 0x0014, 0x0020, 0x0022, 0x0028, 0x002a, 0x0041,

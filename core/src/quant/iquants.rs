@@ -18,8 +18,8 @@
 
 use super::bytes::{f16_at, u16_at, u32_at};
 use super::grids::{
-    IQ1S_GRID, IQ1_DELTA, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID,
-    KSIGNS_IQ2XS, KVALUES_IQ4NL,
+    IQ1S_GRID, IQ1_DELTA, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS,
+    KVALUES_IQ4NL,
 };
 use super::kquants::QK_K;
 use half::f16;
@@ -137,7 +137,11 @@ pub(crate) fn dequant_iq1_s(blocks: &[u8], out: &mut [f32]) {
         for (ib, y) in y.chunks_exact_mut(32).enumerate() {
             let qh = u16_at(b, 34 + 2 * ib) as usize;
             let dl = d * (2 * ((qh >> 12) & 7) + 1) as f32;
-            let delta = if qh & 0x8000 != 0 { -IQ1_DELTA } else { IQ1_DELTA };
+            let delta = if qh & 0x8000 != 0 {
+                -IQ1_DELTA
+            } else {
+                IQ1_DELTA
+            };
             for (g, y) in y.chunks_exact_mut(8).enumerate() {
                 let idx = b[2 + 4 * ib + g] as usize | ((qh >> (3 * g)) & 7) << 8;
                 for (y, &v) in y.iter_mut().zip(IQ1S_GRID[idx].iter()) {
@@ -169,7 +173,11 @@ pub(crate) fn dequant_iq1_m(blocks: &[u8], out: &mut [f32]) {
                 // Group g's index high bits and delta sign live in nibble g % 2 of qh[2ib + g/2].
                 let nibble = (b[32 + 2 * ib + g / 2] >> (4 * (g % 2))) as usize;
                 let idx = b[4 * ib + g] as usize | (nibble & 7) << 8;
-                let delta = if nibble & 8 != 0 { -IQ1_DELTA } else { IQ1_DELTA };
+                let delta = if nibble & 8 != 0 {
+                    -IQ1_DELTA
+                } else {
+                    IQ1_DELTA
+                };
                 for (y, &v) in y.iter_mut().zip(IQ1S_GRID[idx].iter()) {
                     *y = dl[g / 2] * (v as f32 + delta);
                 }

@@ -155,7 +155,10 @@ pub(crate) fn dequant_q6_k(blocks: &[u8], out: &mut [f32]) {
         let d = f16_at(b, 208);
         let scales = &b[192..208];
         for half in 0..2 {
-            let q = q6_k_half_codes(&b[64 * half..64 * half + 64], &b[128 + 32 * half..160 + 32 * half]);
+            let q = q6_k_half_codes(
+                &b[64 * half..64 * half + 64],
+                &b[128 + 32 * half..160 + 32 * half],
+            );
             let sc = &scales[8 * half..8 * half + 8];
             let y = &mut y[128 * half..128 * half + 128];
             // Element i of the half belongs to 16-element sub-block i / 16.

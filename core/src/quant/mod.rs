@@ -143,7 +143,7 @@ impl GgmlType {
     /// not a whole number of blocks.
     pub fn row_bytes(self, n: u64) -> Option<u64> {
         let t = self.info().filter(|t| !t.removed)?;
-        if n % t.block_elems as u64 != 0 {
+        if !n.is_multiple_of(t.block_elems as u64) {
             return None;
         }
         (n / t.block_elems as u64).checked_mul(t.block_bytes as u64)
@@ -243,7 +243,10 @@ mod tests {
             (GgmlType::IQ1_M, QK_K / 8 + QK_K / 16 + QK_K / 32),
             (GgmlType::IQ4_NL, half + 32 / 2),
             (GgmlType::IQ4_XS, half + 2 + QK_K / 64 + QK_K / 2),
-            (GgmlType::TQ1_0, half + QK_K / 64 + (QK_K - 4 * QK_K / 64) / 5),
+            (
+                GgmlType::TQ1_0,
+                half + QK_K / 64 + (QK_K - 4 * QK_K / 64) / 5,
+            ),
             (GgmlType::TQ2_0, half + QK_K / 4),
             (GgmlType::MXFP4, 1 + 32 / 2),
             (GgmlType::NVFP4, 64 / 16 + 64 / 2),
@@ -267,7 +270,11 @@ mod tests {
             t.ty.dequantize(&bytes, &mut out).expect("sizes match");
             // All-zero bytes decode to finite values in every format (TQ1_0 zero trits are -1,
             // Q1_0 zero bits are -d), so a NaN left over means an element was skipped.
-            assert!(out.iter().all(|v| v.is_finite()), "{} left elements unset", t.name);
+            assert!(
+                out.iter().all(|v| v.is_finite()),
+                "{} left elements unset",
+                t.name
+            );
         }
     }
 

@@ -71,7 +71,11 @@ pub(crate) fn dequant_q1_0(blocks: &[u8], out: &mut [f32]) {
     for (b, y) in blocks.chunks_exact(18).zip(out.chunks_exact_mut(128)) {
         let d = f16_at(b, 0);
         for (j, y) in y.iter_mut().enumerate() {
-            *y = if (b[2 + j / 8] >> (j % 8)) & 1 != 0 { d } else { -d };
+            *y = if (b[2 + j / 8] >> (j % 8)) & 1 != 0 {
+                d
+            } else {
+                -d
+            };
         }
     }
 }
