@@ -4,6 +4,7 @@
 //! [`source`] (where bytes come from), [`gguf`] (the container), [`quant`] (the ggml block
 //! formats), then the model, tokenizer, sampler and the CPU backend built on them.
 
+pub mod cpu;
 pub mod error;
 pub mod gguf;
 pub mod quant;

@@ -15,6 +15,13 @@ References, per type:
   * Q8_1 (ggml has no dequantizer): gguf-py's Q8_0 dequantizer applied to the same (d, qs).
   * I8, I16, I32, I64, F64 (ggml has no conversion): numpy's cast to float32.
 
+CPU kernel fixtures (tests/fixtures/quant/kernels/, need the C reference): the rows of
+activations `x.bin`; what ggml-cpu's `from_float` makes of them for every activation and
+KV-cache type (`from_float_<type>.bin`, the x86 build's quantizers); and for every weight type
+random weight rows with the dot products ggml-cpu's `vec_dot` computes against those
+activations (`vec_dot_<type>.bin`). The C library must be the llama.cpp build whose numerics
+sluice mirrors (GGML_NATIVE on x86-64 with AVX2).
+
 Inputs (both from the llama-cpp-python==0.3.36 source distribution, which vendors llama.cpp):
   --llama-cpp DIR  (or env LLAMA_CPP_ROOT): the llama.cpp source tree, i.e. the sdist's
                    `vendor/llama.cpp`; gguf-py is taken from DIR/gguf-py (override with
@@ -331,6 +338,87 @@ def write_fixture(path, name, data, n, values, ref):
         f.write(header + data + values.astype("<f4").tobytes())
 
 
+# ---------------------------------------------------------------------------------------------
+# CPU kernel fixtures
+
+KERNEL_N = 1024
+KERNEL_ROWS = 8
+# weight type -> activation type (ggml-cpu's vec_dot_type)
+VEC_DOT_TYPE = {
+    "F32": "F32", "F16": "F16", "BF16": "BF16", "Q4_0": "Q8_0", "Q4_1": "Q8_1", "Q5_0": "Q8_0",
+    "Q5_1": "Q8_1", "Q8_0": "Q8_0", "IQ4_NL": "Q8_0", "MXFP4": "Q8_0", "NVFP4": "Q8_0",
+    "Q1_0": "Q8_0", "Q2_0": "Q8_0", "Q2_K": "Q8_K", "Q3_K": "Q8_K", "Q4_K": "Q8_K",
+    "Q5_K": "Q8_K", "Q6_K": "Q8_K", "IQ4_XS": "Q8_K", "TQ1_0": "Q8_K", "TQ2_0": "Q8_K",
+    "IQ2_XXS": "Q8_K", "IQ2_XS": "Q8_K", "IQ2_S": "Q8_K", "IQ3_XXS": "Q8_K", "IQ3_S": "Q8_K",
+    "IQ1_S": "Q8_K", "IQ1_M": "Q8_K",
+}
+FROM_FLOAT_TYPES = ["F16", "BF16", "Q8_0", "Q8_1", "Q8_K", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
+                    "IQ4_NL"]
+
+
+def row_bytes(name, n):
+    _, elems, size = TYPES[name]
+    return n // elems * size
+
+
+def activation_rows(rng):
+    rows = []
+    # Ties: halves in (-127, 127) with every 32-block's first value 127, so the Q8_0 scale is
+    # exactly 1 and the Q8_K scale exactly -1: the rounding of .5 decides the codes.
+    t = rng.integers(-253, 254, KERNEL_N).astype(np.float32) / 2
+    t[::32] = 127.0
+    rows.append(t)
+    for r in range(KERNEL_ROWS - 1):
+        x = rng.standard_normal(KERNEL_N).astype(np.float32) * np.float32(10.0 ** rng.uniform(-2, 1))
+        x[rng.integers(0, KERNEL_N, 4)] *= 20  # outliers, as in real activations
+        rows.append(x.astype(np.float32))
+    return np.stack(rows)
+
+
+def weight_row(name, rng):
+    _, elems, size = TYPES[name]
+    if elems == 1:
+        x = rng.standard_normal(KERNEL_N).astype(np.float32) * np.float32(0.05)
+        if name == "F32":
+            return x.tobytes()
+        if name == "F16":
+            return x.astype(np.float16).tobytes()
+        return (x.view(np.uint32) >> 16).astype(np.uint16).tobytes()  # truncation is fine for data
+    out = bytearray()
+    for _ in range(KERNEL_N // elems):
+        b = bytearray(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+        for off, kind in SCALES[name]:
+            v = random_scale(rng, kind)
+            if kind in ("f16", "iq1m"):
+                v = abs(v) * 1e-2 * (1 if rng.random() < 0.5 else -1)
+            put_scale(b, off, kind, v)
+        out += b
+    return bytes(out)
+
+
+def write_kernel_fixtures(cref, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(20261130)
+    x = activation_rows(rng)
+    with open(os.path.join(out_dir, "x.bin"), "wb") as f:
+        f.write(b"SLQX" + struct.pack("<3I", VERSION, KERNEL_N, KERNEL_ROWS) + x.astype("<f4").tobytes())
+    for name in FROM_FLOAT_TYPES:
+        data = b"".join(cref.run("from_float", TYPES[name][0], KERNEL_N, r.tobytes()) for r in x)
+        assert len(data) == KERNEL_ROWS * row_bytes(name, KERNEL_N)
+        with open(os.path.join(out_dir, f"from_float_{name.lower()}.bin"), "wb") as f:
+            f.write(b"SLQF" + struct.pack("<4I", VERSION, TYPES[name][0], KERNEL_N, KERNEL_ROWS) + data)
+    for name, act in VEC_DOT_TYPE.items():
+        wrng = np.random.default_rng(20261200 + TYPES[name][0])
+        rows = [weight_row(name, wrng) for _ in range(KERNEL_ROWS)]
+        dots = [np.frombuffer(cref.run("vec_dot", TYPES[name][0], KERNEL_N, w + xr.tobytes()), "<f4")[0]
+                for w, xr in zip(rows, x)]
+        with open(os.path.join(out_dir, f"vec_dot_{name.lower()}.bin"), "wb") as f:
+            f.write(b"SLQD" + struct.pack("<5I", VERSION, TYPES[name][0], TYPES[act][0], KERNEL_N, KERNEL_ROWS))
+            f.write(b"".join(rows) + np.array(dots, "<f4").tobytes())
+    total = sum(os.path.getsize(os.path.join(out_dir, f)) for f in os.listdir(out_dir))
+    print(f"kernel fixtures: {total} bytes")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llama-cpp", default=os.environ.get("LLAMA_CPP_ROOT"))
@@ -366,6 +454,10 @@ def main():
         write_fixture(path, name, data, n, values, ref)
         total += os.path.getsize(path)
     print(f"total fixture bytes: {total}")
+    if cref.exe is not None:
+        write_kernel_fixtures(cref, os.path.join(args.out, "kernels"))
+    else:
+        print("kernel fixtures skipped: they need the C reference (--ggml-build)")
 
 
 if __name__ == "__main__":

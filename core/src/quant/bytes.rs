@@ -25,3 +25,8 @@ pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
 pub(crate) fn f32_at(b: &[u8], at: usize) -> f32 {
     f32::from_bits(u32_at(b, at))
 }
+
+#[inline(always)]
+pub(crate) fn i16_at(b: &[u8], at: usize) -> i16 {
+    u16_at(b, at) as i16
+}

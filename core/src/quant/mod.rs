@@ -9,7 +9,7 @@
 //! Ids that llama.cpp removed are known (so a file using them gets a precise error), and ids
 //! newer than this table load as metadata and fail only when their data is used.
 
-mod bytes;
+pub(crate) mod bytes;
 pub(crate) mod float;
 pub(crate) mod fp4;
 pub mod grids;
@@ -276,6 +276,21 @@ mod tests {
                 t.name
             );
         }
+    }
+
+    /// Spot checks of the expanded grids against ggml-common.h's integers (every entry is
+    /// also decoded by the golden tests of sluice-tests).
+    #[test]
+    fn grids_expand_to_ggml_values() {
+        let le8 = |v: u64| v.to_le_bytes();
+        assert_eq!(grids::IQ2XXS_GRID[1], le8(0x080808080808082b));
+        assert_eq!(grids::IQ2XS_GRID[511], le8(0x2b2b2b2b2b2b2b2b));
+        assert_eq!(grids::IQ2S_GRID[1023], le8(0x2b2b2b2b2b2b2b2b));
+        assert_eq!(grids::IQ3XXS_GRID[5], 0x04040c3eu32.to_le_bytes());
+        assert_eq!(grids::IQ3S_GRID[511], 0x0f0f0101u32.to_le_bytes());
+        assert_eq!(grids::IQ1S_GRID[1], [1, -1, -1, -1, -1, -1, -1, -1]);
+        assert_eq!(grids::IQ1S_GRID[2047], [1; 8]);
+        assert_eq!(grids::KSIGNS_IQ2XS[1..4], [129, 130, 3]);
     }
 
     #[test]
