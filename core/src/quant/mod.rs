@@ -9,6 +9,8 @@
 //! Ids that llama.cpp removed are known (so a file using them gets a precise error), and ids
 //! newer than this table load as metadata and fail only when their data is used.
 
+#![forbid(unsafe_code)]
+
 pub(crate) mod bytes;
 pub(crate) mod float;
 pub(crate) mod fp4;

@@ -13,6 +13,11 @@
 //!   1.5·2²³ trick), `d = 1 / iscale` stored as f32, `bsums[j] = Σ q[16j..16j+16]`.
 //! * **F16**: round to nearest even (F16C `vcvtps2ph`); **BF16**: ggml's scalar
 //!   round-to-nearest-even with NaN forced quiet; **F32**: a copy.
+//!
+//! Only finite inputs are mirrored: for NaN the SIMD instructions and Rust's saturating casts
+//! may pick different codes.
+
+#![forbid(unsafe_code)]
 
 use super::check_len;
 use crate::quant::GgmlType;

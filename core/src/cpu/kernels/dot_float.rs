@@ -4,6 +4,8 @@
 //! inputs and accumulated in f64; the result is rounded to f32 once. (The x86 build sums in
 //! f32 SIMD lanes with FMA; the f64 sum here is at least as accurate.)
 
+#![forbid(unsafe_code)]
+
 use half::{bf16, f16};
 
 pub(crate) fn dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {

@@ -5,6 +5,8 @@
 //! float term `d·y.d·bsum`; the constant factor of the format (1/8, 1/4) is applied once to the
 //! row sum. IQ1_S / IQ1_M add their ±1/8 offsets through the activation group sums.
 
+#![forbid(unsafe_code)]
+
 use super::dot_kquants::{q8k_blocks, Q8K};
 use crate::quant::bytes::{f16_at, u16_at, u32_at};
 use crate::quant::grids::{

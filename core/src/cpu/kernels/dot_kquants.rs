@@ -7,6 +7,8 @@
 //! only at the end of the row; mins are subtracted from a separate running sum. Q2_K, IQ4_XS and
 //! the ternary formats add one float term per (sub-)block.
 
+#![forbid(unsafe_code)]
+
 use crate::quant::bytes::{f16_at, f32_at, i16_at, u16_at};
 use crate::quant::grids::KVALUES_IQ4NL;
 use crate::quant::iquants::iq4_xs_scale;

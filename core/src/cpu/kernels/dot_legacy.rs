@@ -5,6 +5,8 @@
 //! per block, then one float term per block added to a running f32 sum, with the float
 //! factors multiplied in ggml's order (noted per function).
 
+#![forbid(unsafe_code)]
+
 use crate::quant::bytes::{f16_at, u32_at};
 use crate::quant::fp4::{e8m0_half, ue4m3_half};
 use crate::quant::grids::{KVALUES_FP4, KVALUES_IQ4NL};

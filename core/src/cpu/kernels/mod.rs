@@ -32,7 +32,8 @@
 //! Every entry carries the portable [`DotKernel::scalar`] function, the oracle for tests, and
 //! [`DotKernel::vec_dot`], the function callers use. Today they are the same; a SIMD module can
 //! build a second table at start-up (after feature detection) whose `vec_dot` points at
-//! intrinsics and have [`dot_kernel`] return from it, without changing callers.
+//! intrinsics and have [`dot_kernel`] return from it, without changing callers. The scalar
+//! files forbid `unsafe`; only such a SIMD module would need it.
 
 mod act;
 mod dot_float;

@@ -12,6 +12,8 @@
 //! * IQ4_NL (`quantize_row_iq4_nl_ref`): weights `x²`, first guess `d = max / −127`, codes by
 //!   nearest codebook value, then the least-squares scale `Σw·q·x / Σw·q²`; no scale search.
 
+#![forbid(unsafe_code)]
+
 use super::act;
 use super::check_len;
 use crate::quant::grids::KVALUES_IQ4NL;
