@@ -14,6 +14,7 @@ pub mod experts;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+pub mod perplexity;
 pub mod quant;
 pub mod sample;
 pub mod source;

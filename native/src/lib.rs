@@ -3,6 +3,7 @@
 pub mod chat_loop;
 pub mod cmd;
 pub mod llama_args;
+pub mod load;
 pub mod open;
 pub mod progress;
 

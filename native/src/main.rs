@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Generate text; accepts llama-cli / llama-completion flags.
     Run(cmd::run::RunArgs),
+    /// Perplexity of a text, or KL divergence against a base (llama-perplexity compatible).
+    Perplexity(cmd::perplexity::PerplexityArgs),
 }
 
 /// Whether the long option `flag` of any subcommand consumes a value.
@@ -48,6 +50,7 @@ fn main() {
     let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Run(a) => cmd::run::run(a),
+        Command::Perplexity(a) => cmd::perplexity::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,4 +1,5 @@
 //! One module per `sluice` subcommand. Each exposes a clap `Args` struct and a `run`
 //! function; `main.rs` only lists them.
 
+pub mod perplexity;
 pub mod run;

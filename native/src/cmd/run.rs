@@ -4,17 +4,14 @@
 //! single-dash spellings are rewritten by [`crate::llama_args`]. Generated text goes to stdout,
 //! everything else (progress, notes, the timing summary) to stderr.
 
-use crate::open::LocalAccess;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use sluice_core::backend::Backend;
 use sluice_core::chat::ChatTemplate;
 use sluice_core::cpu::CpuBackend;
 use sluice_core::generate::{Generator, Stop};
-use sluice_core::model::{Arch, LoadOptions, Model};
+use sluice_core::model::Arch;
 use sluice_core::quant::GgmlType;
 use sluice_core::sample::{SamplerParams, RANDOM_SEED};
-use sluice_core::tokenizer::Tokenizer;
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -215,34 +212,16 @@ pub fn run(args: RunArgs) -> Result<()> {
         Some(v) => cache_type("--cache-type-v", v)?,
         None => GgmlType::F16,
     };
-    let access = if args.no_mmap {
-        LocalAccess::Read
-    } else {
-        LocalAccess::Mmap
-    };
-    let gguf = crate::open::open_model(&args.model, access)
-        .with_context(|| format!("--model {}", args.model))?;
-    let tokenizer = Tokenizer::from_metadata(gguf.metadata())
-        .with_context(|| format!("{}: tokenizer", args.model))?;
-    let threads = if args.threads <= 0 {
-        0
-    } else {
-        args.threads as usize
-    };
-    let backend = CpuBackend::new(threads)?;
-    let spinner = crate::progress::spinner(&format!("loading {}", args.model));
-    let model = sluice_core::source::block_on(Model::load(&gguf, backend, LoadOptions::default()))
-        .with_context(|| format!("loading {}", args.model))?;
-    spinner.finish_and_clear();
+    let crate::load::Loaded {
+        gguf,
+        tokenizer,
+        model,
+    } = crate::load::load(
+        &args.model,
+        crate::load::threads(args.threads),
+        args.no_mmap,
+    )?;
     let cfg = &model.config;
-    eprintln!(
-        "sluice: {} ({}, {} layers, {} vocab) on {}",
-        cfg.name.as_deref().unwrap_or(&args.model),
-        cfg.arch.gguf_name(),
-        cfg.n_layer,
-        model.n_vocab,
-        model.backend().describe()
-    );
     let mla = cfg.arch == Arch::DeepSeek2 && cfg.deepseek.as_ref().is_some_and(|d| d.mla);
     if mla && v_type != k_type {
         if args.cache_type_v.is_some() {
