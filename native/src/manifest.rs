@@ -403,8 +403,16 @@ impl VerifyingSource {
         })
     }
 
-    /// Checks every whole tensor and whole expert slab inside `offset..offset+bytes.len()`.
+    /// Checks every whole tensor and whole expert slab inside `offset..offset+bytes.len()`;
+    /// errors name this source (path or URL).
     pub fn verify_range(&self, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.verify_covered(offset, bytes).map_err(|e| match e {
+            Error::Io { msg, .. } => Error::io(self.inner.name(), msg),
+            other => other,
+        })
+    }
+
+    fn verify_covered(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         let end = offset + bytes.len() as u64;
         let first = self.tensors.partition_point(|&i| {
             let t = &self.manifest.tensors[i];

@@ -117,5 +117,37 @@ fn split_model_over_http_matches_local() {
     .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&listing).unwrap();
     assert_eq!(v["models"][0]["manifest"], "/tiny-moe.manifest.json");
+
+    // Missing parts and missing manifests are clear errors naming the URL.
+    let missing = format!("{}/nope-00001-of-00002.gguf", server.base_url());
+    let err = block_on(GgufModel::open(&missing, &HttpOpener::default()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains(&missing) && err.contains("404"), "{err}");
+    std::fs::remove_file(&sidecar).unwrap();
+    let err = open_model_with(
+        &url,
+        &OpenOptions {
+            verify: Verify::Required,
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("no integrity manifest"), "{err}");
+    // A manifest of another model is refused before any tensor is used.
+    let other = write_split(&dir, "other", "deepseek2", &moe_tensors(3, 8, 32), 3);
+    let other_model = open_model(other[0].to_str().unwrap(), Default::default()).unwrap();
+    Manifest::build(&other_model, 1)
+        .unwrap()
+        .write(std::path::Path::new(&sidecar), false)
+        .unwrap();
+    let err = open_model_with(&url, &OpenOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("manifest"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }

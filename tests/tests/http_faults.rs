@@ -459,6 +459,7 @@ fn corrupt_bytes_are_caught_by_the_manifest() {
             .to_string();
         assert!(err.contains("blk.1.ffn_up_exps.weight expert 3"), "{err}");
         assert!(err.contains("does not match the manifest"), "{err}");
+        assert!(err.contains(&s.url), "{err}");
         let err = block_on(model.read_tensor_range(&t, 0, t.info.nbytes().unwrap() as usize))
             .unwrap_err()
             .to_string();

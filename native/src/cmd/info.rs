@@ -1,7 +1,7 @@
 //! `sluice info MODEL`: summary and tensor table of a model given by path or `http://` URL.
 //! Over HTTP only the headers are fetched, by range requests.
 
-use crate::open::open_model_any;
+use crate::open::{open_model_with, OpenOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct InfoArgs {
@@ -13,7 +13,8 @@ pub struct InfoArgs {
 }
 
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
-    let model = open_model_any(&args.model)?;
+    let opened = open_model_with(&args.model, &OpenOptions::default())?;
+    let model = opened.model;
     let md = model.metadata();
     let arch = md
         .get("general.architecture")
@@ -24,6 +25,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     println!("architecture: {arch}");
     println!("parts: {}  bytes: {size}", model.parts.len());
     println!("tensors: {}", model.tensors().len());
+    if opened.manifest.is_some() {
+        println!("integrity: reads verified against the sidecar manifest");
+    }
     if args.tensors {
         for t in model.tensors() {
             println!(

@@ -21,6 +21,12 @@ pub struct ManifestArgs {
 }
 
 pub fn run(args: ManifestArgs) -> anyhow::Result<()> {
+    if crate::http::is_http_url(&args.model) && args.output.is_none() {
+        anyhow::bail!(
+            "{}: a remote model needs --output for its manifest",
+            args.model
+        );
+    }
     let output = match args.output {
         Some(p) => p,
         None => PathBuf::from(
