@@ -120,6 +120,13 @@ fn serve(
             }
         }
         let total = data.len();
+        if request_line.contains(" /old.gguf ") {
+            let moved = "HTTP/1.1 302 Found\r\nLocation: /m.gguf\r\nContent-Length: 0\r\n\r\n";
+            if out.write_all(moved.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
         if request_line.starts_with("HEAD") {
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\nETag: \"v1\"\r\nAccept-Ranges: bytes\r\n\r\n");
             if out.write_all(head.as_bytes()).is_err() {
@@ -487,5 +494,17 @@ fn missing_resources_fail_fast() {
             .unwrap()
             .to_string();
         assert!(err.contains("https is not supported"), "{err}");
+    });
+}
+
+#[test]
+fn redirects_are_followed_when_opening() {
+    watchdog(Duration::from_secs(10), || {
+        let s = FakeServer::start(data(), "/m.gguf");
+        let old = s.url.replace("/m.gguf", "/old.gguf");
+        let src = HttpSource::open(&old, quick_config()).unwrap();
+        assert_eq!(src.final_url(), s.url);
+        assert_eq!(src.name(), old, "errors keep naming the URL the user gave");
+        assert_eq!(block_on(src.read_at(7, 70)).unwrap(), data()[7..77]);
     });
 }
