@@ -127,6 +127,13 @@ fn serve(
             }
             continue;
         }
+        if request_line.starts_with("HEAD /nohead") {
+            let refused = "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n";
+            if out.write_all(refused.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
         if request_line.starts_with("HEAD") {
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\nETag: \"v1\"\r\nAccept-Ranges: bytes\r\n\r\n");
             if out.write_all(head.as_bytes()).is_err() {
@@ -506,5 +513,16 @@ fn redirects_are_followed_when_opening() {
         assert_eq!(src.final_url(), s.url);
         assert_eq!(src.name(), old, "errors keep naming the URL the user gave");
         assert_eq!(block_on(src.read_at(7, 70)).unwrap(), data()[7..77]);
+    });
+}
+
+#[test]
+fn length_comes_from_a_range_probe_when_head_is_refused() {
+    watchdog(Duration::from_secs(10), || {
+        let s = FakeServer::start(data(), "/nohead.gguf");
+        let src = HttpSource::open(&s.url, quick_config()).unwrap();
+        assert_eq!(src.len(), data().len() as u64);
+        assert_eq!(src.validator().etag.as_deref(), Some("\"v1\""));
+        assert_eq!(block_on(src.read_at(100, 10)).unwrap(), data()[100..110]);
     });
 }
