@@ -8,10 +8,15 @@ pub mod model;
 pub mod reader;
 pub mod split;
 pub mod value;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
 
 pub use model::{GgufModel, ModelTensor, SourceOpener};
 pub use reader::{parse_header, Header, Parsed};
 pub use value::{Metadata, Value, ValueType};
+pub use writer::{canonical_dims, GgufWriter, TensorData};
 
 use crate::quant::GgmlType;
 use crate::source::ByteSource;

@@ -187,6 +187,13 @@ pub struct Metadata {
     index: HashMap<String, usize>,
 }
 
+/// Equal when the same keys hold the same values in the same order.
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
 impl Metadata {
     pub fn new() -> Self {
         Self::default()

@@ -134,7 +134,7 @@ impl GgmlType {
     /// not a whole number of blocks.
     pub fn row_bytes(self, n: u64) -> Option<u64> {
         let t = self.info().filter(|t| !t.removed)?;
-        if n % t.block_elems as u64 != 0 {
+        if !n.is_multiple_of(t.block_elems as u64) {
             return None;
         }
         (n / t.block_elems as u64).checked_mul(t.block_bytes as u64)
