@@ -187,7 +187,8 @@ pub fn plan_split(
         if cut {
             if groups.last().is_some_and(|g| g.is_empty()) {
                 return Err(Error::Invalid(format!(
-                    "a part would hold no tensors: tensor {} alone is {padded} bytes; the split                      size or tensor limit is too small",
+                    "a part would hold no tensors: tensor {} alone is {padded} bytes; the split \
+                     size or tensor limit is too small",
                     t.name
                 )));
             }
