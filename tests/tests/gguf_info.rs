@@ -7,7 +7,7 @@
 use serde_json::Value as J;
 use sluice_native::cmd::info::{report_json, report_text};
 use sluice_native::open::{open_model, LocalAccess};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 fn fixture(name: &str) -> PathBuf {
@@ -22,7 +22,7 @@ fn golden(stem: &str) -> J {
 }
 
 /// `sluice info --json` of the model that `path` belongs to, parsed.
-fn info(path: &PathBuf) -> J {
+fn info(path: &Path) -> J {
     let p = path.to_str().expect("utf-8 path");
     let model = open_model(p, LocalAccess::Mmap).expect("fixture opens");
     serde_json::from_str(&report_json(p, &model, false, true).to_json_string())
