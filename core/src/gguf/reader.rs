@@ -2,9 +2,21 @@
 //!
 //! The parser never trusts a count or a length: before allocating it checks that the bytes
 //! the count implies can fit in the rest of the file, so a corrupt header fails with an error
-//! naming the file, the offset and the field, and never allocates more than the file holds.
-//! When it is handed only a prefix of the file and runs off its end, it says how many bytes
-//! it needs ([`Parsed::NeedMore`]) so a remote source can fetch more and try again.
+//! naming the file, the offset and the field, and never allocates more than a small multiple
+//! of the file size. When it is handed only a prefix of the file and runs off its end, it says
+//! how many bytes it needs ([`Parsed::NeedMore`]) so a remote source can fetch more and try
+//! again; a prefix never fails where the whole file would not.
+//!
+//! It accepts what llama.cpp's `gguf.cpp` accepts, with these deliberate differences:
+//!
+//! * **Newer tensor types load.** A type id this build does not know is kept as metadata
+//!   (its size is unknown, [`TensorInfo::nbytes`] is `None`) and fails only when its data is
+//!   used; llama.cpp refuses the file. Removed ids (Q4_2, the 4_4/4_8/8_8 repacks) are refused.
+//! * **Nested arrays load** (up to 8 deep), as gguf-py reads and writes them; llama.cpp refuses.
+//! * **Strings must be UTF-8** (keys, values, tensor names); llama.cpp does not check.
+//! * The **offset rule** is llama.cpp's: tensor data is contiguous, in record order, each
+//!   tensor padded to the alignment (`check_data_layout` says why we enforce it).
+//! * Big-endian files are refused with a message saying so.
 
 use super::value::{Metadata, Value, ValueType};
 use super::TensorInfo;

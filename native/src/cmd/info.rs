@@ -141,7 +141,8 @@ fn value_json(v: &Value, full: bool) -> Json {
         Value::I32(x) => (*x).into(),
         Value::U64(x) => (*x).into(),
         Value::I64(x) => (*x).into(),
-        Value::F32(x) => Json::Float(*x as f64),
+        // Through the shortest f32 text, so 0.1f32 prints as 0.1, not 0.10000000149011612.
+        Value::F32(x) => Json::Float(format!("{x:?}").parse().unwrap_or(*x as f64)),
         Value::F64(x) => Json::Float(*x),
         Value::Bool(x) => (*x).into(),
         Value::String(s) => preview_str(s, full).into(),
