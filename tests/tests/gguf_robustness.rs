@@ -268,6 +268,25 @@ fn random_byte_flips_never_crash() {
     assert!(a + b >= 10_000);
 }
 
+/// Inputs that once crashed the fuzz target (`fuzz/`), kept as regression tests.
+#[test]
+fn fuzz_regressions_parse_or_fail_cleanly() {
+    let dir = sluice_tests::fixtures_dir().join("gguf/fuzz");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz regression inputs") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("readable");
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+        let (result, largest) = largest_allocation(|| parse_whole(name, &bytes));
+        assert!(largest <= allocation_bound(bytes.len()), "{name}");
+        if let Ok(h) = result {
+            use_parsed(name, &bytes, h);
+        }
+        n += 1;
+    }
+    assert!(n >= 1);
+}
+
 #[test]
 fn absurd_headers_allocate_nothing_large() {
     let header = |n_tensors: i64, n_kv: i64, rest: &[u8]| {

@@ -390,6 +390,21 @@ fn bad_tensor_records() {
 }
 
 #[test]
+fn zero_dimension_makes_an_empty_tensor_however_large_the_rest() {
+    // Found by the fuzzer: ne = {0, 2^40, 2^40} has 0 elements (llama.cpp accepts it), and
+    // the byte size must not multiply the other dimensions into an overflow.
+    let mut r = Raw::start(3, 2, 0);
+    r.tensor("empty", &[0, 1 << 40, 1 << 40], 0, 0)
+        .tensor("after", &[4], 0, 0);
+    let n = r.0.len().div_ceil(32) * 32 + 32;
+    r.pad_to(n);
+    let h = parse(&r.0).unwrap();
+    assert_eq!(h.tensors[0].nbytes(), Some(0));
+    assert_eq!(h.tensors[0].n_elements(), 0);
+    assert_eq!(h.tensors[1].offset, 0);
+}
+
+#[test]
 fn newer_type_ids_load_as_metadata_and_fail_on_use() {
     // An unknown type (id 200) between two known ones: its extent is up to the next offset.
     let mut r = Raw::start(3, 3, 0);

@@ -64,8 +64,12 @@ impl TypeTotals {
             self.bytes = Some(0);
         }
         self.tensors += 1;
-        self.elements += t.info.n_elements();
-        self.bytes = self.bytes.zip(t.info.nbytes()).map(|(a, b)| a + b);
+        // Saturating: tensors of unknown types have no size check bounding their shapes.
+        self.elements = self.elements.saturating_add(t.info.n_elements());
+        self.bytes = self
+            .bytes
+            .zip(t.info.nbytes())
+            .map(|(a, b)| a.saturating_add(b));
     }
 
     fn bits_per_weight(&self) -> Option<f64> {
