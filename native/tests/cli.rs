@@ -108,3 +108,55 @@ fn bad_flags_are_usage_errors() {
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
     }
 }
+
+/// A file whose second tensor has a type id newer than sluice (200): `info` shows it with an
+/// unknown size, `split` refuses it by name.
+#[test]
+fn newer_tensor_types_show_in_info_and_stop_split() {
+    use sluice_core::gguf::{GgufWriter, Metadata, TensorInfo};
+    use sluice_core::quant::GgmlType;
+    let mut w = GgufWriter::new(Metadata::new()).expect("writer");
+    w.add_tensor("a", GgmlType::F32, &[8]).expect("a");
+    w.add_tensor("b", GgmlType::F32, &[8]).expect("b");
+    let mut zeros = |_: usize, t: &TensorInfo, out: &mut dyn std::io::Write| {
+        let n = t.nbytes().expect("known") as usize;
+        out.write_all(&vec![0; n])
+            .map_err(|e| sluice_core::Error::io("mem", e.to_string()))
+    };
+    let mut bytes = w.to_vec(&mut zeros).expect("bytes");
+    // Record of "b": name length (8) + "b" + n_dims (4) + ne[0] (8), then the type.
+    let record = bytes
+        .windows(9)
+        .position(|win| win == b"\x01\0\0\0\0\0\0\0b")
+        .expect("record of b");
+    let type_at = record + 9 + 4 + 8;
+    bytes[type_at..type_at + 4].copy_from_slice(&200u32.to_le_bytes());
+
+    let dir = std::env::temp_dir().join(format!("sluice-cli-new-type-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let path = dir.join("new-type.gguf");
+    std::fs::write(&path, &bytes).expect("write");
+    let p = path.to_str().expect("utf-8");
+
+    let out = sluice(&["info", "--json", p]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        json.contains(r#""name":"b","type":"type#200","type_id":200"#),
+        "{json}"
+    );
+    assert!(json.contains(r#""bytes":null"#), "{json}");
+    let text = sluice(&["info", p]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("type#200"));
+
+    let prefix = dir.join("split");
+    assert_clean_error(
+        &sluice(&["gguf", "split", p, prefix.to_str().expect("utf-8")]),
+        "tensor b has type type#200",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
