@@ -38,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
         match parse_header(NAME, &bytes, total) {
             Ok(Parsed::Done(again)) => {
                 let rewritten = GgufWriter::from_header(&again).expect("rewritable");
-                assert!(rewritten.header_bytes() == bytes, "writing is not idempotent");
+                assert!(
+                    rewritten.header_bytes() == bytes,
+                    "writing is not idempotent"
+                );
             }
             other => panic!("written header does not parse: {other:?}"),
         }
