@@ -1,14 +1,19 @@
-//! Native pieces of the sluice CLI that tests reuse: opening files (memory maps), the
-//! subcommands, JSON output.
+//! Native pieces of the sluice CLI that tests reuse: opening files (memory maps) and URLs
+//! (HTTP ranges), the weights host, integrity manifests, commands.
 
+pub mod chat_loop;
 pub mod cmd;
-pub mod json;
+pub mod http;
+pub mod llama_args;
+pub mod load;
+pub mod manifest;
 pub mod open;
+pub mod progress;
 
-/// Whether an error is a closed stdout (`sluice info x | head`), which is not a failure.
-pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+/// Milliseconds since the first call (the generation loop's clock).
+pub fn clock_ms() -> f64 {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
 }

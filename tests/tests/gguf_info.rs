@@ -25,7 +25,8 @@ fn golden(stem: &str) -> J {
 fn info(path: &Path) -> J {
     let p = path.to_str().expect("utf-8 path");
     let model = open_model(p, LocalAccess::Mmap).expect("fixture opens");
-    serde_json::from_str(&report_json(p, &model, false, true).to_json_string())
+    // Through text, as `--json` prints it.
+    serde_json::from_str(&report_json(p, &model, false, true).to_string())
         .expect("report is valid JSON")
 }
 

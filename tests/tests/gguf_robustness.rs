@@ -216,7 +216,7 @@ fn use_parsed(name: &str, bytes: &[u8], header: sluice_core::gguf::Header) {
         for t in model.tensors() {
             let _ = model.tensor_bytes(t);
         }
-        let _ = report_json(name, &model, false, true).to_json_string();
+        let _ = report_json(name, &model, false, true).to_string();
         let _ = report_text(name, &model, false, true);
     }
 }

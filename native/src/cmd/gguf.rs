@@ -11,7 +11,7 @@
 
 use crate::open::{open_model, LocalAccess};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use sluice_core::gguf::split::{
     parse_split_size, plan_merge, plan_split, split_path, PlannedFile, SplitLimit, SplitOptions,
 };
@@ -169,7 +169,7 @@ fn write_files(model: &GgufModel, plan: &[PlannedFile], paths: &[String]) -> Res
                 .open(path)
                 .with_context(|| format!("cannot create {path}"))?;
             created.push(path.clone());
-            bar.set_message(path.clone());
+            bar.set_message(format!("writing {path}"));
             let mut out = BufWriter::with_capacity(1 << 20, out);
             let mut copier = Copier {
                 model,
@@ -192,20 +192,14 @@ fn write_files(model: &GgufModel, plan: &[PlannedFile], paths: &[String]) -> Res
     result
 }
 
-/// Tensors of at least this many bytes in all get a progress bar.
+/// Files with at least this many bytes of tensor data in all get a progress bar.
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 
 fn progress_bar(total: u64) -> ProgressBar {
     if total < PROGRESS_MIN_BYTES {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
-    ) {
-        bar.set_style(style);
-    }
-    bar
+    crate::progress::bytes(total, "writing")
 }
 
 /// Copies tensor bytes in bounded chunks.

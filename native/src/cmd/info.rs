@@ -1,4 +1,5 @@
-//! `sluice info MODEL.gguf`: what a model file holds, read from the headers only.
+//! `sluice info MODEL`: what a model holds, read from the headers only (a path, or an
+//! `http://` URL read by range requests).
 //!
 //! Given any part of a split model it shows the whole model: architecture and name, GGUF
 //! version, metadata (long arrays and strings abbreviated the way gguf-py's `gguf_dump` does,
@@ -6,9 +7,9 @@
 //! bytes, part) and the totals per quant type with bits per weight. `--json` prints the same
 //! as one JSON object. No tensor data is read, so it is fast on any model size.
 
-use crate::json::Json;
-use crate::open::{open_model, LocalAccess};
+use crate::open::{open_model_with, OpenOptions};
 use anyhow::Result;
+use serde_json::{json, Value as Json};
 use sluice_core::gguf::{GgufModel, ModelTensor, Value, ValueType};
 use sluice_core::quant::GgmlType;
 use std::collections::BTreeMap;
@@ -17,8 +18,8 @@ use std::io::Write as _;
 
 /// Show a GGUF model's metadata, tensors and size per quant type.
 #[derive(clap::Args, Debug)]
-pub struct Args {
-    /// The model file (any part of a split model finds the others).
+pub struct InfoArgs {
+    /// Model path or URL (any part of a split model finds the others).
     pub model: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -29,6 +30,9 @@ pub struct Args {
     /// Leave out the tensor table.
     #[arg(long)]
     pub no_tensors: bool,
+    /// Tensors are listed by default; accepted for compatibility.
+    #[arg(long, hide = true)]
+    pub tensors: bool,
 }
 
 /// Arrays show this many elements unless `--full` (as gguf_dump does).
@@ -36,17 +40,24 @@ const ARRAY_PREVIEW: usize = 6;
 /// Strings longer than this are cut to `STRING_PREVIEW - 3` characters and "..." (gguf_dump).
 const STRING_PREVIEW: usize = 60;
 
-pub fn run(args: Args) -> Result<()> {
-    let model = open_model(&args.model, LocalAccess::Mmap)?;
-    let text = if args.json {
-        let mut s = report_json(&args.model, &model, args.full, !args.no_tensors).to_json_string();
-        s.push('\n');
-        s
+pub fn run(args: InfoArgs) -> Result<()> {
+    let opened = open_model_with(&args.model, &OpenOptions::default())?;
+    let model = &opened.model;
+    let mut text = if args.json {
+        let mut report = report_json(&args.model, model, args.full, !args.no_tensors);
+        report["integrity_manifest"] = opened.manifest.is_some().into();
+        report.to_string() + "\n"
     } else {
-        report_text(&args.model, &model, args.full, !args.no_tensors)
+        report_text(&args.model, model, args.full, !args.no_tensors)
     };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
-    Ok(())
+    if !args.json && opened.manifest.is_some() {
+        text.push_str("\nintegrity: reads verified against the sidecar manifest\n");
+    }
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // `sluice info x | head` closing the pipe early is not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Totals for one tensor type.
@@ -117,7 +128,11 @@ fn value_text(v: &Value, full: bool) -> String {
     match v {
         Value::String(s) => format!("{:?}", preview_str(s, full)),
         Value::Array(_, items) => {
-            let shown = if full { items.len() } else { items.len().min(ARRAY_PREVIEW) };
+            let shown = if full {
+                items.len()
+            } else {
+                items.len().min(ARRAY_PREVIEW)
+            };
             let mut out = String::from("[");
             for (i, item) in items[..shown].iter().enumerate() {
                 if i > 0 {
@@ -135,23 +150,28 @@ fn value_text(v: &Value, full: bool) -> String {
     }
 }
 
+/// A metadata value as JSON; non-finite floats (no JSON form) become null.
 fn value_json(v: &Value, full: bool) -> Json {
     match v {
-        Value::U8(x) => (*x).into(),
-        Value::I8(x) => (*x).into(),
-        Value::U16(x) => (*x).into(),
-        Value::I16(x) => (*x).into(),
-        Value::U32(x) => (*x).into(),
-        Value::I32(x) => (*x).into(),
-        Value::U64(x) => (*x).into(),
-        Value::I64(x) => (*x).into(),
+        Value::U8(x) => json!(x),
+        Value::I8(x) => json!(x),
+        Value::U16(x) => json!(x),
+        Value::I16(x) => json!(x),
+        Value::U32(x) => json!(x),
+        Value::I32(x) => json!(x),
+        Value::U64(x) => json!(x),
+        Value::I64(x) => json!(x),
         // Through the shortest f32 text, so 0.1f32 prints as 0.1, not 0.10000000149011612.
-        Value::F32(x) => Json::Float(format!("{x:?}").parse().unwrap_or(*x as f64)),
-        Value::F64(x) => Json::Float(*x),
-        Value::Bool(x) => (*x).into(),
-        Value::String(s) => preview_str(s, full).into(),
+        Value::F32(x) => json!(format!("{x:?}").parse::<f64>().unwrap_or(*x as f64)),
+        Value::F64(x) => json!(x),
+        Value::Bool(x) => json!(x),
+        Value::String(s) => json!(preview_str(s, full)),
         Value::Array(_, items) => {
-            let shown = if full { items.len() } else { items.len().min(ARRAY_PREVIEW) };
+            let shown = if full {
+                items.len()
+            } else {
+                items.len().min(ARRAY_PREVIEW)
+            };
             Json::Array(items[..shown].iter().map(|i| value_json(i, full)).collect())
         }
     }
@@ -309,17 +329,19 @@ pub fn report_text(path: &str, model: &GgufModel, full: bool, with_tensors: bool
 }
 
 fn totals_json(ty: Option<GgmlType>, tt: &TypeTotals) -> Json {
-    let j = match ty {
-        Some(ty) => Json::object().with("type", ty.name()),
-        None => Json::object(),
-    };
-    j.with("tensors", tt.tensors)
-        .with("elements", tt.elements)
-        .with("bytes", tt.bytes)
-        .with("bits_per_weight", tt.bits_per_weight())
+    let mut j = json!({
+        "tensors": tt.tensors,
+        "elements": tt.elements,
+        "bytes": tt.bytes,
+        "bits_per_weight": tt.bits_per_weight(),
+    });
+    if let Some(ty) = ty {
+        j["type"] = ty.name().into();
+    }
+    j
 }
 
-/// The report as one JSON object.
+/// The report as one JSON object. Parts are numbered from 1, as in the file names.
 pub fn report_json(path: &str, model: &GgufModel, full: bool, with_tensors: bool) -> Json {
     let md = model.metadata();
     let first = &model.parts[0].header;
@@ -328,62 +350,65 @@ pub fn report_json(path: &str, model: &GgufModel, full: bool, with_tensors: bool
         .parts
         .iter()
         .map(|p| {
-            Json::object()
-                .with("path", p.path.as_str())
-                .with("version", p.header.version)
-                .with("alignment", p.header.alignment)
-                .with("data_offset", p.header.data_offset)
-                .with("file_size", p.source.len())
-                .with("n_kv", p.header.metadata.len())
-                .with("n_tensors", p.header.tensors.len())
+            json!({
+                "path": p.path,
+                "version": p.header.version,
+                "alignment": p.header.alignment,
+                "data_offset": p.header.data_offset,
+                "file_size": p.source.len(),
+                "n_kv": p.header.metadata.len(),
+                "n_tensors": p.header.tensors.len(),
+            })
         })
         .collect();
     let metadata: Vec<Json> = md
         .iter()
         .map(|(key, value)| {
-            let mut j = Json::object()
-                .with("key", key)
-                .with("type", value.value_type().name());
+            let mut j = json!({
+                "key": key,
+                "type": value.value_type().name(),
+                "value": value_json(value, full),
+            });
             if let Value::Array(elem, items) = value {
-                j = j.with("array_type", elem.name()).with("count", items.len());
+                j["array_type"] = elem.name().into();
+                j["count"] = items.len().into();
             }
-            j.with("value", value_json(value, full))
+            j
         })
         .collect();
-    let mut report = Json::object()
-        .with("path", path)
-        .with(
-            "architecture",
-            md.get("general.architecture").and_then(Value::as_str),
-        )
-        .with("name", md.get("general.name").and_then(Value::as_str))
-        .with("version", first.version)
-        .with("parts", Json::Array(parts))
-        .with("metadata", Json::Array(metadata));
+    let types: Vec<Json> = per_type
+        .iter()
+        .map(|(ty, tt)| totals_json(Some(*ty), tt))
+        .collect();
+    let mut report = json!({
+        "path": path,
+        "architecture": md.get("general.architecture").and_then(Value::as_str),
+        "name": md.get("general.name").and_then(Value::as_str),
+        "version": first.version,
+        "parts": parts,
+        "metadata": metadata,
+        "n_tensors": model.tensors().len(),
+        "types": types,
+        "total": totals_json(None, &all),
+    });
     if with_tensors {
         let tensors: Vec<Json> = model
             .tensors()
             .iter()
             .map(|t| {
-                Json::object()
-                    .with("name", t.name())
-                    .with("type", t.info.ty.name())
-                    .with("type_id", t.info.ty.0)
-                    .with("shape", t.info.dims.clone())
-                    .with("offset", t.info.offset)
-                    .with("file_offset", t.data_start)
-                    .with("bytes", t.info.nbytes())
-                    .with("part", t.part + 1)
+                json!({
+                    "name": t.name(),
+                    "type": t.info.ty.name(),
+                    "type_id": t.info.ty.0,
+                    "shape": t.info.dims,
+                    "offset": t.info.offset,
+                    "file_offset": t.data_start,
+                    "bytes": t.info.nbytes(),
+                    "part": t.part + 1,
+                })
             })
             .collect();
-        report = report.with("tensors", Json::Array(tensors));
+        report["tensors"] = Json::Array(tensors);
     }
-    let types: Vec<Json> = per_type
-        .iter()
-        .map(|(ty, tt)| totals_json(Some(*ty), tt))
-        .collect();
     report
-        .with("n_tensors", model.tensors().len())
-        .with("types", Json::Array(types))
-        .with("total", totals_json(None, &all))
 }

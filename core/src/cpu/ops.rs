@@ -1,0 +1,205 @@
+//! Element-wise and row-wise CPU ops, with ggml's arithmetic (order of operations, double
+//! accumulation where ggml uses it) so results track llama.cpp's.
+
+use super::{shape_err, CpuTensor, CpuWeight};
+use crate::backend::{RopeMode, RopeParams, Segments};
+use crate::Result;
+
+fn check_seg(op: &str, t: &CpuTensor, seg: Segments) -> Result<()> {
+    if seg.min_cols() > t.cols {
+        return Err(shape_err(
+            op,
+            format!("segments {seg:?} do not fit {} columns", t.cols),
+        ));
+    }
+    Ok(())
+}
+
+/// Row gather with dequantization.
+pub fn embed(table: &CpuWeight, ids: &[u32], out: &mut CpuTensor) -> Result<()> {
+    if out.rows != ids.len() || out.cols != table.cols {
+        return Err(shape_err(
+            "embed",
+            format!("{} ids into {}×{}", ids.len(), out.rows, out.cols),
+        ));
+    }
+    for (t, &id) in ids.iter().enumerate() {
+        let id = id as usize;
+        if id >= table.rows * table.mats {
+            return Err(shape_err(
+                "embed",
+                format!("token id {id} outside {} rows", table.rows),
+            ));
+        }
+        let cols = out.cols;
+        table
+            .ty
+            .dequantize(table.row(id), &mut out.data[t * cols..(t + 1) * cols])?;
+    }
+    Ok(())
+}
+
+/// RMS norm over each segment; ggml sums squares in double, scales in float, then multiplies
+/// by the weight.
+pub fn rms_norm(
+    x: &CpuTensor,
+    w: &CpuTensor,
+    seg: Segments,
+    eps: f32,
+    out: &mut CpuTensor,
+) -> Result<()> {
+    check_seg("rms_norm", x, seg)?;
+    if w.data.len() != seg.len || out.rows != x.rows || out.cols != x.cols {
+        return Err(shape_err(
+            "rms_norm",
+            format!("weight of {} for segment {}", w.data.len(), seg.len),
+        ));
+    }
+    out.data.copy_from_slice(&x.data);
+    for r in 0..x.rows {
+        let row = &mut out.data[r * x.cols..(r + 1) * x.cols];
+        for g in 0..seg.groups {
+            let s = g * seg.stride + seg.offset;
+            let v = &mut row[s..s + seg.len];
+            let sum: f64 = v.iter().map(|&a| (a * a) as f64).sum();
+            let mean = (sum / seg.len as f64) as f32;
+            let scale = 1.0 / (mean + eps).sqrt();
+            for (a, &wi) in v.iter_mut().zip(&w.data) {
+                *a = (*a * scale) * wi;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The YaRN-corrected angle and magnitude for rotary pair index `pair` (ggml's `rope_yarn`).
+fn rope_yarn(theta_extrap: f32, p: &RopeParams, pair: usize) -> (f32, f32) {
+    let theta_interp = p.freq_scale * theta_extrap;
+    let mut theta = theta_interp;
+    let mut mscale = p.attn_factor;
+    if p.ext_factor != 0.0 {
+        let [low, high] = p.corr_dims;
+        let y = (pair as f32 - low) / (high - low).max(0.001);
+        let ramp = 1.0 - y.clamp(0.0, 1.0);
+        let mix = ramp * p.ext_factor;
+        theta = theta_interp * (1.0 - mix) + theta_extrap * mix;
+        mscale *= 1.0 + 0.1 * (1.0 / p.freq_scale).ln();
+    }
+    (theta.cos() * mscale, theta.sin() * mscale)
+}
+
+/// Fills `cs` with (cos, sin) for each rotary pair at position `pos`. Angles are built by
+/// repeated multiplication, as ggml's rope cache does.
+fn rope_table(pos: u32, p: &RopeParams, cs: &mut [(f32, f32)]) {
+    let theta_scale = p.freq_base.powf(-2.0 / p.n_rot as f32);
+    let mut theta = pos as f32;
+    for (i, c) in cs.iter_mut().enumerate() {
+        *c = rope_yarn(theta, p, i);
+        theta *= theta_scale;
+    }
+}
+
+/// Rotary embedding in place on each segment (`seg.len == n_rot`).
+pub fn rope(x: &mut CpuTensor, seg: Segments, positions: &[u32], p: &RopeParams) -> Result<()> {
+    check_seg("rope", x, seg)?;
+    if positions.len() != x.rows || seg.len != p.n_rot || p.n_rot % 2 != 0 {
+        return Err(shape_err(
+            "rope",
+            format!(
+                "{} positions for {} rows, segment {}",
+                positions.len(),
+                x.rows,
+                seg.len
+            ),
+        ));
+    }
+    let half = p.n_rot / 2;
+    let mut cs = vec![(0f32, 0f32); half];
+    for (r, &pos) in positions.iter().enumerate() {
+        rope_table(pos, p, &mut cs);
+        let row = &mut x.data[r * x.cols..(r + 1) * x.cols];
+        for g in 0..seg.groups {
+            let s = g * seg.stride + seg.offset;
+            let v = &mut row[s..s + seg.len];
+            for (i, &(c, sn)) in cs.iter().enumerate() {
+                let (a, b) = match p.mode {
+                    RopeMode::Norm => (2 * i, 2 * i + 1),
+                    RopeMode::Neox => (i, i + half),
+                };
+                let (x0, x1) = (v[a], v[b]);
+                v[a] = x0 * c - x1 * sn;
+                v[b] = x0 * sn + x1 * c;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies segment columns between tensors with the same number of rows. A source stride of
+/// 0 repeats one segment into every destination group.
+pub fn copy_segments(
+    src: &CpuTensor,
+    ss: Segments,
+    dst: &mut CpuTensor,
+    ds: Segments,
+) -> Result<()> {
+    check_seg("copy_segments", src, ss)?;
+    check_seg("copy_segments", dst, ds)?;
+    if src.rows != dst.rows || ss.groups != ds.groups || ss.len != ds.len {
+        return Err(shape_err("copy_segments", format!("{ss:?} → {ds:?}")));
+    }
+    for r in 0..src.rows {
+        let s_row = &src.data[r * src.cols..(r + 1) * src.cols];
+        let d_row = &mut dst.data[r * dst.cols..(r + 1) * dst.cols];
+        for g in 0..ss.groups {
+            let a = g * ss.stride + ss.offset;
+            let b = g * ds.stride + ds.offset;
+            d_row[b..b + ds.len].copy_from_slice(&s_row[a..a + ss.len]);
+        }
+    }
+    Ok(())
+}
+
+/// `out = silu(gate) ⊙ up`, with silu as ggml computes it (`x / (1 + e^-x)`).
+pub fn swiglu(gate: &CpuTensor, up: &CpuTensor, out: &mut CpuTensor) -> Result<()> {
+    if gate.data.len() != up.data.len() || out.data.len() != up.data.len() {
+        return Err(shape_err(
+            "swiglu",
+            format!("{}×{} vs {}×{}", gate.rows, gate.cols, up.rows, up.cols),
+        ));
+    }
+    for ((o, &g), &u) in out.data.iter_mut().zip(&gate.data).zip(&up.data) {
+        *o = g / (1.0 + (-g).exp()) * u;
+    }
+    Ok(())
+}
+
+/// Weighted sum of each token's expert outputs, in slot order (as ggml adds the views).
+pub fn moe_combine(
+    slots: &CpuTensor,
+    weights: &[f32],
+    k: usize,
+    out: &mut CpuTensor,
+) -> Result<()> {
+    if slots.rows != out.rows * k || weights.len() != slots.rows || slots.cols != out.cols {
+        return Err(shape_err(
+            "moe_combine",
+            format!("{} slots, {} weights, k {k}", slots.rows, weights.len()),
+        ));
+    }
+    let n = out.cols;
+    for t in 0..out.rows {
+        let o = &mut out.data[t * n..(t + 1) * n];
+        for j in 0..k {
+            let slot = t * k + j;
+            let w = weights[slot];
+            let y = &slots.data[slot * n..(slot + 1) * n];
+            if j == 0 {
+                o.iter_mut().zip(y).for_each(|(a, &b)| *a = b * w);
+            } else {
+                o.iter_mut().zip(y).for_each(|(a, &b)| *a += b * w);
+            }
+        }
+    }
+    Ok(())
+}
