@@ -6,10 +6,11 @@
 //! for merge), a failed run removes the files it created, any part of a split model can be
 //! given as input, and a model already split can be split again differently.
 //!
-//! Tensor bytes are copied in chunks straight from the memory-mapped input, so memory use does
-//! not grow with the model; a progress bar shows on a terminal for large models.
+//! Tensor bytes are copied in chunks straight from the memory-mapped input (or read in chunks
+//! when the input is an `http://` URL), so memory use does not grow with the model; a
+//! progress bar shows on a terminal for large models.
 
-use crate::open::{open_model, LocalAccess};
+use crate::open::{open_model_with, OpenOptions};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use sluice_core::gguf::split::{
@@ -88,7 +89,7 @@ fn tensor_infos(model: &GgufModel) -> Vec<TensorInfo> {
 }
 
 fn split(args: SplitArgs) -> Result<()> {
-    let model = open_model(&args.input, LocalAccess::Mmap)?;
+    let model = open_model_with(&args.input, &OpenOptions::default())?.model;
     let limit = match (args.split_max_tensors, args.split_max_size) {
         (_, Some(bytes)) => SplitLimit::Bytes(bytes),
         (Some(n), None) => SplitLimit::Tensors(n),
@@ -131,7 +132,7 @@ fn split(args: SplitArgs) -> Result<()> {
 }
 
 fn merge(args: MergeArgs) -> Result<()> {
-    let model = open_model(&args.input, LocalAccess::Mmap)?;
+    let model = open_model_with(&args.input, &OpenOptions::default())?.model;
     let plan = plan_merge(
         model.metadata(),
         &tensor_infos(&model),
