@@ -10,3 +10,4 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 pub mod gguf_build;
+pub mod parity;
