@@ -17,7 +17,7 @@ pub(crate) fn piece(vocab: &Vocab, id: u32, special: bool) -> Vec<u8> {
     if !special && attr.intersects(hidden) {
         return Vec::new();
     }
-    let text = &vocab.tokens[id as usize];
+    let text = vocab.tokens.text(id);
     if attr.intersects(hidden | TokenAttr::USER_DEFINED) {
         return text.as_bytes().to_vec();
     }
