@@ -167,16 +167,23 @@ impl ChatTemplate {
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> String {
         let mut out = String::new();
         match self.kind {
-            TemplateKind::DeepSeek3 => self.render_deepseek(messages, add_generation_prompt, &mut out),
+            TemplateKind::DeepSeek3 => {
+                self.render_deepseek(messages, add_generation_prompt, &mut out)
+            }
             TemplateKind::ChatMl => {
                 let starts_with_system = messages.first().is_some_and(|m| m.role == "system");
-                if let (Some(system), false, false) =
-                    (&self.default_system, starts_with_system, messages.is_empty())
-                {
+                if let (Some(system), false, false) = (
+                    &self.default_system,
+                    starts_with_system,
+                    messages.is_empty(),
+                ) {
                     out.push_str(&format!("<|im_start|>system\n{system}<|im_end|>\n"));
                 }
                 for m in messages {
-                    out.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content));
+                    out.push_str(&format!(
+                        "<|im_start|>{}\n{}<|im_end|>\n",
+                        m.role, m.content
+                    ));
                 }
                 if add_generation_prompt {
                     out.push_str("<|im_start|>assistant\n");
@@ -203,12 +210,17 @@ impl ChatTemplate {
 
     fn render_deepseek(&self, messages: &[Message], add_generation_prompt: bool, out: &mut String) {
         out.push_str(&self.bos_text);
-        let systems = messages.iter().filter(|m| m.role == "system");
+        let mut systems = messages.iter().filter(|m| m.role == "system");
         match self.system {
-            SystemPlacement::HoistJoined => {
-                out.push_str(&systems.map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n\n"))
+            SystemPlacement::HoistJoined => out.push_str(
+                &systems
+                    .map(|m| m.content.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
+            ),
+            SystemPlacement::HoistLast => {
+                out.push_str(systems.next_back().map_or("", |m| &m.content))
             }
-            SystemPlacement::HoistLast => out.push_str(systems.last().map_or("", |m| &m.content)),
             SystemPlacement::InPlace => {}
         }
         let mut in_tool_outputs = false;
@@ -231,10 +243,11 @@ impl ChatTemplate {
                     out.push_str(DS_EOS);
                 }
                 "assistant" => {
-                    let content = match (self.strip_past_reasoning, m.content.rsplit_once("</think>")) {
-                        (true, Some((_, answer))) => answer,
-                        _ => m.content.as_str(),
-                    };
+                    let content =
+                        match (self.strip_past_reasoning, m.content.rsplit_once("</think>")) {
+                            (true, Some((_, answer))) => answer,
+                            _ => m.content.as_str(),
+                        };
                     out.push_str(DS_ASSISTANT);
                     out.push_str(content);
                     out.push_str(DS_EOS);

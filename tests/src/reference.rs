@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 pub fn cache_root() -> PathBuf {
     match std::env::var_os("SLUICE_REF_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/sluice-ref"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/sluice-ref")
+        }
     }
 }
 
@@ -18,8 +20,8 @@ pub fn cache_root() -> PathBuf {
 ///
 /// Panics with instructions when `tests/reference/llama-cpp.sh --src` has not been run.
 pub fn llama_cpp_src() -> PathBuf {
-    let dir = cache_root()
-        .join("llama-cpp-python-0.3.36/src/llama_cpp_python-0.3.36/vendor/llama.cpp");
+    let dir =
+        cache_root().join("llama-cpp-python-0.3.36/src/llama_cpp_python-0.3.36/vendor/llama.cpp");
     assert!(
         dir.join("models").is_dir(),
         "the llama.cpp reference tree is missing at {}; run `tests/reference/llama-cpp.sh --src` first",

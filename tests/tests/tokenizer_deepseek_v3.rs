@@ -71,7 +71,10 @@ fn cases() -> Vec<(String, Vec<u32>)> {
                 .unwrap_or_else(|| panic!("{}:{}: no TAB", path.display(), i + 1));
             let ids = ids
                 .split_whitespace()
-                .map(|t| t.parse().unwrap_or_else(|e| panic!("line {}: {t:?}: {e}", i + 1)))
+                .map(|t| {
+                    t.parse()
+                        .unwrap_or_else(|e| panic!("line {}: {t:?}: {e}", i + 1))
+                })
                 .collect();
             (unescape(escaped, i + 1), ids)
         })
@@ -103,13 +106,22 @@ fn encodes_like_hf_tokenizers_and_decodes_back() {
             ));
         }
     }
-    println!("deepseek-v3 vs HF: {}/{} passed", cases.len() - failures.len(), cases.len());
+    println!(
+        "deepseek-v3 vs HF: {}/{} passed",
+        cases.len() - failures.len(),
+        cases.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}",
         failures.len(),
         cases.len(),
-        failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -140,9 +152,14 @@ fn special_tokens_follow_the_converter_and_llama_cpp() {
     assert_eq!(tok.decode(&plain, false), prompt);
     // Control tokens print only when asked.
     assert_eq!(tok.decode(&ids, false), "Hi");
-    assert_eq!(tok.decode(&ids, true), format!("<｜begin▁of▁sentence｜>{prompt}"));
     assert_eq!(
-        String::from_utf8(tok.detokenize(&ids, true, true)).ok().as_deref(),
+        tok.decode(&ids, true),
+        format!("<｜begin▁of▁sentence｜>{prompt}")
+    );
+    assert_eq!(
+        String::from_utf8(tok.detokenize(&ids, true, true))
+            .ok()
+            .as_deref(),
         Some(prompt)
     );
 }
@@ -153,7 +170,11 @@ fn loads_and_encodes_fast_enough() {
     let start = Instant::now();
     let tok = Tokenizer::from_metadata(md).expect("loads");
     let build = start.elapsed();
-    let corpus: String = cases().into_iter().map(|(t, _)| t).collect::<Vec<_>>().join("\n");
+    let corpus: String = cases()
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut prompt = String::new();
     while tok.encode(&prompt, false, true).len() < 10_000 {
         prompt.push_str(&corpus[..corpus.len().min(20_000)]);

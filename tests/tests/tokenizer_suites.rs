@@ -36,11 +36,18 @@ fn read_cases(vocab: &str) -> Vec<(String, Vec<u32>)> {
         .lines()
         .map(|line| {
             line.split_whitespace()
-                .map(|t| t.parse().unwrap_or_else(|e| panic!("{}: {t:?}: {e}", out_path.display())))
+                .map(|t| {
+                    t.parse()
+                        .unwrap_or_else(|e| panic!("{}: {t:?}: {e}", out_path.display()))
+                })
                 .collect()
         })
         .collect();
-    assert_eq!(inputs.len(), expected.len(), "{vocab}: .inp and .out disagree on the case count");
+    assert_eq!(
+        inputs.len(),
+        expected.len(),
+        "{vocab}: .inp and .out disagree on the case count"
+    );
     inputs.into_iter().zip(expected).collect()
 }
 
@@ -56,7 +63,11 @@ fn run_suite(vocab: &str) {
             failures.push(format!("  {text:?}\n    want {want:?}\n    got  {got:?}"));
         }
     }
-    println!("suite {vocab}: {}/{} passed", cases.len() - failures.len(), cases.len());
+    println!(
+        "suite {vocab}: {}/{} passed",
+        cases.len() - failures.len(),
+        cases.len()
+    );
     assert!(
         failures.is_empty(),
         "{vocab}: {} of {} cases differ:\n{}",

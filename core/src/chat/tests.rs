@@ -12,13 +12,22 @@ fn tokenizer(add_bos: bool) -> Tokenizer {
     md.set("tokenizer.ggml.pre", Value::String("deepseek-v3".into()));
     md.set(
         "tokenizer.ggml.tokens",
-        Value::Array(ValueType::String, texts.iter().map(|t| Value::String(t.to_string())).collect()),
+        Value::Array(
+            ValueType::String,
+            texts.iter().map(|t| Value::String(t.to_string())).collect(),
+        ),
     );
     md.set(
         "tokenizer.ggml.token_type",
-        Value::Array(ValueType::I32, [3, 3, 1, 1].iter().map(|&t| Value::I32(t)).collect()),
+        Value::Array(
+            ValueType::I32,
+            [3, 3, 1, 1].iter().map(|&t| Value::I32(t)).collect(),
+        ),
     );
-    md.set("tokenizer.ggml.merges", Value::Array(ValueType::String, vec![]));
+    md.set(
+        "tokenizer.ggml.merges",
+        Value::Array(ValueType::String, vec![]),
+    );
     md.set("tokenizer.ggml.bos_token_id", Value::U32(0));
     md.set("tokenizer.ggml.eos_token_id", Value::U32(1));
     md.set("tokenizer.ggml.add_bos_token", Value::Bool(add_bos));
@@ -48,7 +57,9 @@ fn deepseek3_jinja_hoists_system_prompts_and_drops_bos_text() {
     );
     // A tokenizer that does not add BOS leaves the template's BOS text in place.
     let t = ChatTemplate::from_template_text(DS3_TEMPLATE, &tokenizer(false)).expect("detected");
-    assert!(t.render(&conversation(), false).starts_with("<｜begin▁of▁sentence｜>You are terse."));
+    assert!(t
+        .render(&conversation(), false)
+        .starts_with("<｜begin▁of▁sentence｜>You are terse."));
 }
 
 #[test]
@@ -103,7 +114,10 @@ fn chatml_with_and_without_default_system() {
     let smollm2 = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
     let t = ChatTemplate::from_template_text(smollm2, &tokenizer(false)).expect("detected");
     assert_eq!(t.kind(), TemplateKind::ChatMl);
-    let conv = [Message::new("user", "Hi"), Message::new("assistant", "Hello!")];
+    let conv = [
+        Message::new("user", "Hi"),
+        Message::new("assistant", "Hello!"),
+    ];
     assert_eq!(
         t.render(&conv, true),
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>assistant\n"
@@ -131,5 +145,8 @@ fn llama3_trims_content() {
 #[test]
 fn unknown_names_and_templates() {
     assert!(ChatTemplate::by_name("vicuna").is_err());
-    assert_eq!(ChatTemplate::from_template_text("{{ messages }}", &tokenizer(true)), None);
+    assert_eq!(
+        ChatTemplate::from_template_text("{{ messages }}", &tokenizer(true)),
+        None
+    );
 }

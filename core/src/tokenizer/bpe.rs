@@ -32,6 +32,9 @@ impl Hasher for IntHasher {
 
 type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
+/// A merge candidate: (rank, left index, right index, left symbol, right symbol).
+type QueuedPair = (u32, usize, usize, u32, u32);
+
 /// Symbol id that is neither a token nor a merge operand: it can never merge.
 const NO_SYMBOL: u32 = u32::MAX;
 
@@ -43,7 +46,7 @@ pub(crate) struct Merges {
     extra_texts: Vec<String>,
     n_vocab: u32,
     /// Symbol of each byte's one-character string.
-    byte_symbols: [u32; 256],
+    byte_symbols: Box<[u32; 256]>,
 }
 
 fn pair_key(left: u32, right: u32) -> u64 {
@@ -94,7 +97,7 @@ impl Merges {
             // The first occurrence of a pair keeps its rank.
             pairs.entry(pair_key(l, r)).or_insert((rank as u32, m));
         }
-        let mut byte_symbols = [NO_SYMBOL; 256];
+        let mut byte_symbols = Box::new([NO_SYMBOL; 256]);
         let mut buf = [0u8; 4];
         for (b, sym) in byte_symbols.iter_mut().enumerate() {
             let text = BYTE_TO_CHAR[b].encode_utf8(&mut buf);
@@ -132,12 +135,15 @@ impl Merges {
         }
         // Doubly linked list of symbols: (symbol id, prev, next, first byte, alive).
         let n = word.len();
-        let mut sym: Vec<u32> = word.iter().map(|&b| self.byte_symbols[b as usize]).collect();
+        let mut sym: Vec<u32> = word
+            .iter()
+            .map(|&b| self.byte_symbols[b as usize])
+            .collect();
         let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
         let mut next: Vec<usize> = (1..=n).collect();
         let mut alive = vec![true; n];
         // Min-heap on (rank, left index); entries remember the symbols they were made from.
-        let mut heap: BinaryHeap<Reverse<(u32, usize, usize, u32, u32)>> = BinaryHeap::new();
+        let mut heap: BinaryHeap<Reverse<QueuedPair>> = BinaryHeap::new();
         let push = |heap: &mut BinaryHeap<_>, sym: &[u32], left: usize, right: usize| {
             let (l, r) = (sym[left], sym[right]);
             if l == NO_SYMBOL || r == NO_SYMBOL {

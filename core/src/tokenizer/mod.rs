@@ -11,8 +11,8 @@ mod decode;
 mod pretokenize;
 mod regex_split;
 mod special;
-mod spm;
 mod split_custom;
+mod spm;
 mod token_table;
 mod unicode;
 mod unicode_table;
@@ -108,7 +108,10 @@ impl Tokenizer {
         let vocab = Vocab::load(md)?;
         let encoder = match vocab.kind {
             VocabKind::Bpe => {
-                let kind = vocab.pre.map(|p| p.kind).unwrap_or(pretokenize::PreKind::Default);
+                let kind = vocab
+                    .pre
+                    .map(|p| p.kind)
+                    .unwrap_or(pretokenize::PreKind::Default);
                 Encoder::Bpe {
                     pre: pretokenize::PreTokenizer::new(kind)?,
                     merges: bpe::Merges::new(&vocab::read_merges(md)?, &vocab.tokens)?,

@@ -18,7 +18,8 @@ const QWEN35: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])
 
 // Letter ranges of the deepseek-llm pre-tokenizer, escaped: several of these code points
 // (e.g. U+1F7D) change under Unicode normalization, which editors may apply to literals.
-const DEEPSEEK_LLM_LETTERS: &str = "\\s?[A-Za-z\u{B5}\u{C0}-\u{D6}\u{D8}-\u{F6}\u{F8}-\u{1BA}\u{1BC}-\u{1BF}\u{1C4}-\u{293}\
+const DEEPSEEK_LLM_LETTERS: &str =
+    "\\s?[A-Za-z\u{B5}\u{C0}-\u{D6}\u{D8}-\u{F6}\u{F8}-\u{1BA}\u{1BC}-\u{1BF}\u{1C4}-\u{293}\
     \u{295}-\u{2AF}\u{370}-\u{373}\u{376}\u{377}\u{37B}-\u{37D}\u{37F}\u{386}\u{388}-\
     \u{38A}\u{38C}\u{38E}-\u{3A1}\u{3A3}-\u{3F5}\u{3F7}-\u{481}\u{48A}-\u{52F}\u{531}\
     -\u{556}\u{10A0}-\u{10C5}\u{13A0}-\u{13F5}\u{13F8}-\u{13FD}\u{1C90}-\u{1CBA}\u{1CBD}\
@@ -209,9 +210,9 @@ impl PreTokenizer {
             flags: &flags,
         };
         let mut texts = RegexTexts::new();
-        let mut segments = vec![0..cps.len()];
-        if cps.is_empty() {
-            segments.clear();
+        let mut segments: Vec<Range<usize>> = Vec::new();
+        if !cps.is_empty() {
+            segments.push(0..cps.len());
         }
         for splitter in &self.splitters {
             segments = match splitter {

@@ -12,7 +12,10 @@ fn strings(items: &[&str]) -> Value {
 }
 
 fn ints(items: &[i32]) -> Value {
-    Value::Array(ValueType::I32, items.iter().map(|&v| Value::I32(v)).collect())
+    Value::Array(
+        ValueType::I32,
+        items.iter().map(|&v| Value::I32(v)).collect(),
+    )
 }
 
 const NORMAL: i32 = 1;
@@ -41,15 +44,15 @@ fn bpe_metadata(extra: &[(&str, i32)], merges: &[&str]) -> Metadata {
 fn demo_tokenizer() -> Tokenizer {
     let mut md = bpe_metadata(
         &[
-            ("he", NORMAL),            // 256
-            ("ll", NORMAL),            // 257
-            ("hell", NORMAL),          // 258
-            ("hello", NORMAL),         // 259
-            ("<|bos|>", CONTROL),      // 260
-            ("<|eos|>", CONTROL),      // 261
-            ("<tool>", USER_DEFINED),  // 262
+            ("he", NORMAL),               // 256
+            ("ll", NORMAL),               // 257
+            ("hell", NORMAL),             // 258
+            ("hello", NORMAL),            // 259
+            ("<|bos|>", CONTROL),         // 260
+            ("<|eos|>", CONTROL),         // 261
+            ("<tool>", USER_DEFINED),     // 262
             ("<tool>call", USER_DEFINED), // 263
-            ("<|im_end|>", NORMAL),    // 264: end of turn by its text
+            ("<|im_end|>", NORMAL),       // 264: end of turn by its text
         ],
         &["h e", "l l", "he ll", "hell o"],
     );
@@ -83,7 +86,10 @@ fn special_tokens_in_text() {
     assert_ne!(tok.encode("<|eos|>", false, false), [261]);
     // User-defined tokens always, longest text first.
     assert_eq!(tok.encode("<tool>call<tool>", false, false), [263, 262]);
-    assert_eq!(tok.encode("hello<tool>hello", false, false), [259, 262, 259]);
+    assert_eq!(
+        tok.encode("hello<tool>hello", false, false),
+        [259, 262, 259]
+    );
     // Control and user-defined pieces print as their text; control only with `special`.
     assert_eq!(tok.token_to_piece(262, false), b"<tool>");
     assert_eq!(tok.token_to_piece(261, false), b"");
@@ -111,7 +117,9 @@ fn stream_decoder_holds_back_partial_characters() {
     let pieces: Vec<String> = ids.iter().map(|&id| stream.push(&tok, id)).collect();
     assert_eq!(pieces.concat(), format!("hi{emoji}!"));
     // The emoji appears once, whole, when its last byte arrives.
-    assert!(pieces.iter().any(|p| p == emoji || p == &format!("{emoji}!")));
+    assert!(pieces
+        .iter()
+        .any(|p| p == emoji || p == &format!("{emoji}!")));
     assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')));
     assert_eq!(stream.finish(), "");
 
@@ -139,7 +147,10 @@ fn load_errors_name_the_key() {
     md.remove("tokenizer.ggml.merges");
     assert!(message(&md).contains("tokenizer.ggml.merges"));
     let mut md = full.clone();
-    md.set("tokenizer.ggml.token_type", Value::Array(ValueType::U8, vec![]));
+    md.set(
+        "tokenizer.ggml.token_type",
+        Value::Array(ValueType::U8, vec![]),
+    );
     assert!(message(&md).contains("tokenizer.ggml.token_type"));
     let mut md = full.clone();
     md.set("tokenizer.ggml.token_type", ints(&[1, 1]));
@@ -177,14 +188,23 @@ fn spm_tokenizer(name: &str) -> Tokenizer {
         types.push(if w == "<|end|>" { CONTROL } else { NORMAL });
     }
     let scores: Vec<Value> = (0..texts.len())
-        .map(|i| Value::F32(if texts[i] == "▁hi" { 0.0 } else { -(i as f32) }))
+        .map(|i| {
+            Value::F32(if texts[i] == "▁hi" {
+                0.0
+            } else {
+                -(i as f32)
+            })
+        })
         .collect();
     let mut md = Metadata::new();
     md.set("general.name", Value::String(name.into()));
     md.set("tokenizer.ggml.model", Value::String("llama".into()));
     md.set("tokenizer.ggml.tokens", strings(&texts));
     md.set("tokenizer.ggml.token_type", ints(&types));
-    md.set("tokenizer.ggml.scores", Value::Array(ValueType::F32, scores));
+    md.set(
+        "tokenizer.ggml.scores",
+        Value::Array(ValueType::F32, scores),
+    );
     Tokenizer::from_metadata(&md).expect("spm vocabulary loads")
 }
 

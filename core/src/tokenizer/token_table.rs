@@ -35,7 +35,9 @@ pub(crate) struct TokenTable {
 
 impl TokenTable {
     /// Builds the table; `Err(id)` names the first token whose text repeats an earlier one.
-    pub(crate) fn new<'a>(texts: impl ExactSizeIterator<Item = &'a str> + Clone) -> Result<Self, u32> {
+    pub(crate) fn new<'a>(
+        texts: impl ExactSizeIterator<Item = &'a str> + Clone,
+    ) -> Result<Self, u32> {
         let n = texts.len();
         let total: usize = texts.clone().map(str::len).sum();
         let mut buf = String::with_capacity(total);

@@ -101,33 +101,82 @@ fn required_str_array<'m>(md: &'m Metadata, key: &str) -> Result<Vec<&'m str>> {
 
 /// Texts llama.cpp takes as end-of-turn / fill-in-the-middle markers when no key names them.
 const EOT_TEXTS: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>",
 ];
 const EOM_TEXTS: &[&str] = &["<|eom_id|>"];
 const FIM_PRE_TEXTS: &[&str] = &[
-    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
-    "<|code_prefix|>", "<|prefix|>",
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<｜fim▁begin｜>",
+    "<PRE>",
+    "▁<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
 ];
 const FIM_SUF_TEXTS: &[&str] = &[
-    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
-    "<|code_suffix|>", "<|suffix|>",
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<｜fim▁hole｜>",
+    "<SUF>",
+    "▁<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
 ];
 const FIM_MID_TEXTS: &[&str] = &[
-    "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
-    "<|code_middle|>", "<|middle|>",
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<｜fim▁end｜>",
+    "<MID>",
+    "▁<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
 ];
 const FIM_PAD_TEXTS: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
 const FIM_REP_TEXTS: &[&str] = &[
-    "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>",
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
 ];
 const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 /// Texts that always end generation.
 const EOG_TEXTS: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<｜end▁of▁sentence｜>", "[e~[",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<｜end▁of▁sentence｜>",
+    "[e~[",
 ];
 
 impl Vocab {
@@ -334,18 +383,20 @@ impl Vocab {
                 self.attrs[id as usize] = TokenAttr::USER_DEFINED;
             }
         }
-        eog.extend([self.special.eos, self.special.eot, self.special.eom].into_iter().flatten());
+        eog.extend(
+            [self.special.eos, self.special.eot, self.special.eom]
+                .into_iter()
+                .flatten(),
+        );
         eog.sort_unstable();
         eog.dedup();
-        let find = |eog: &[u32], t: &str| {
-            eog.iter().copied().find(|&id| self.tokens.text(id) == t)
-        };
+        let find = |eog: &[u32], t: &str| eog.iter().copied().find(|&id| self.tokens.text(id) == t);
         // Harmony / solar-open vocabularies: "<|end|>" ends a message, not the generation.
         if let Some(end_id) = find(&eog, "<|end|>") {
             let has_call = find(&eog, "<|call|>").is_some() || find(&eog, "<|calls|>").is_some();
             let has_return = find(&eog, "<|return|>").is_some();
             let has_flush = find(&eog, "<|flush|>").is_some();
-            if (has_return && has_call) || (has_call && has_flush) {
+            if has_call && (has_return || has_flush) {
                 eog.retain(|&id| id != end_id);
                 self.attrs[end_id as usize] = TokenAttr::USER_DEFINED;
             }
@@ -385,7 +436,9 @@ impl Vocab {
         if ["jina-v2-de", "jina-v2-es", "jina-v2-code"]
             .iter()
             .any(|p| pre.contains(p))
-            || ["nomic-bert-moe", "jina-bert-v3"].iter().any(|a| arch.contains(a))
+            || ["nomic-bert-moe", "jina-bert-v3"]
+                .iter()
+                .any(|a| arch.contains(a))
         {
             set(self, "<mask>", TokenAttr::LSTRIP, true);
         } else if name.contains("phi-3") || name.contains("phi3") {
@@ -425,7 +478,13 @@ fn read_scores(md: &Metadata, n: usize) -> Result<Vec<f32>> {
             .collect(),
         Some(Value::Array(ValueType::I32, items)) => items
             .iter()
-            .map(|v| if let Value::I32(x) = v { *x as f32 } else { 0.0 })
+            .map(|v| {
+                if let Value::I32(x) = v {
+                    *x as f32
+                } else {
+                    0.0
+                }
+            })
             .collect(),
         Some(v) => return Err(wrong_type(KEY_SCORES, "array of float32 or int32", v)),
     };
