@@ -2,9 +2,12 @@
 
 use std::path::PathBuf;
 
+pub mod quant_fixture;
+
 /// The directory of committed fixtures (`tests/fixtures`).
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
+pub mod gguf_build;
 pub mod reference;
