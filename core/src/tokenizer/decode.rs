@@ -212,6 +212,8 @@ mod tests {
         assert_eq!(cleaned("Hello , world !"), "Hello, world!");
         assert_eq!(cleaned("rock ' n"), "rock'n");
         assert_eq!(cleaned("it 's we 're I 'll"), "it's we're I 'll");
+        // The space dropped after a lone apostrophe cannot also precede the next one.
+        assert_eq!(cleaned("a ' ' b"), "a'' b");
     }
 
     #[test]
