@@ -288,9 +288,12 @@ fn chatml_default_system(template: &str) -> Option<String> {
     if !template.contains("!= 'system'") && !template.contains("!= \"system\"") {
         return None;
     }
-    let start_marker = "<|im_start|>system\\n";
-    let start = template.find(start_marker)? + start_marker.len();
-    let rest = &template[start..];
+    // The newline after the role is written either as an escape or as a real newline.
+    let marker = "<|im_start|>system";
+    let after = &template[template.find(marker)? + marker.len()..];
+    let rest = after
+        .strip_prefix("\\n")
+        .or_else(|| after.strip_prefix('\n'))?;
     let literal = &rest[..rest.find("<|im_end|>")?];
     if literal.contains(['{', '}', '\'', '"']) {
         return None; // not a plain literal (an expression is spliced in)

@@ -112,7 +112,13 @@ fn deepseek_r1_strips_past_reasoning_and_opens_thinking() {
 #[test]
 fn chatml_with_and_without_default_system() {
     let smollm2 = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+    // The SmolLM2 GGUF stores the newlines inside the string literals as real newlines.
+    let smollm2_gguf = smollm2.replace("\\n", "\n");
     let t = ChatTemplate::from_template_text(smollm2, &tokenizer(false)).expect("detected");
+    assert_eq!(
+        Some(&t),
+        ChatTemplate::from_template_text(&smollm2_gguf, &tokenizer(false)).as_ref()
+    );
     assert_eq!(t.kind(), TemplateKind::ChatMl);
     let conv = [
         Message::new("user", "Hi"),
