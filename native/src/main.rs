@@ -32,6 +32,8 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Write an integrity manifest (per-tensor and per-expert hashes) next to a model.
     Manifest(cmd::manifest::ManifestArgs),
+    /// GGUF file tools: split and merge, compatible with llama.cpp's llama-gguf-split.
+    Gguf(cmd::gguf::Args),
 }
 
 /// Whether the long option `flag` of any subcommand consumes a value.
@@ -62,6 +64,7 @@ fn main() {
         Command::Info(a) => cmd::info::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Manifest(a) => cmd::manifest::run(a),
+        Command::Gguf(a) => cmd::gguf::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

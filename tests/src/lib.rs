@@ -10,4 +10,5 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 pub mod gguf_build;
+pub mod parity;
 pub mod reference;

@@ -110,11 +110,26 @@ enum Network<B: Backend> {
 pub struct LoadOptions<B: Backend> {
     /// Where routed experts come from; `None` keeps them all resident.
     pub expert_store: Option<Box<dyn ExpertStore<B>>>,
+    /// Deliberately wrong routing, for experiments and for tests that prove the real rules
+    /// matter. Never set in normal use.
+    pub routing_ablation: RoutingAblation,
+}
+
+/// Parts of MoE routing to switch off (see [`LoadOptions::routing_ablation`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoutingAblation {
+    /// Select experts without the `exp_probs_b` selection bias.
+    pub ignore_bias: bool,
+    /// Select experts without the group limit.
+    pub ignore_groups: bool,
 }
 
 impl<B: Backend> Default for LoadOptions<B> {
     fn default() -> Self {
-        Self { expert_store: None }
+        Self {
+            expert_store: None,
+            routing_ablation: RoutingAblation::default(),
+        }
     }
 }
 
@@ -157,9 +172,9 @@ impl<B: Backend + 'static> Model<B> {
             None => ld.matrix("token_embd.weight", &[e, n_vocab as u64]).await?,
         };
         let net = match config.arch {
-            Arch::DeepSeek2 => {
-                Network::DeepSeek2(DeepSeek2::load(&config, &ld, opts.expert_store).await?)
-            }
+            Arch::DeepSeek2 => Network::DeepSeek2(
+                DeepSeek2::load(&config, &ld, opts.expert_store, opts.routing_ablation).await?,
+            ),
             Arch::Llama => Network::Llama(Llama::load(&config, &ld).await?),
         };
         // MTP blocks (after the trunk) are skipped, as llama.cpp does unless asked for them.
