@@ -18,6 +18,9 @@ pub struct Expert<W> {
     pub down: W,
 }
 
+/// Shared handles to experts, in the order they were asked for.
+pub type ExpertHandles<W> = Vec<Arc<Expert<W>>>;
+
 /// Counters every store reports (a resident store only counts hits).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StoreStats {
@@ -37,7 +40,7 @@ pub trait ExpertStore<B: Backend> {
         backend: &'a B,
         layer: usize,
         ids: &'a [u32],
-    ) -> LocalBoxFuture<'a, Result<Vec<Arc<Expert<B::Weight>>>>>;
+    ) -> LocalBoxFuture<'a, Result<ExpertHandles<B::Weight>>>;
 
     /// A hint that `ids` of `layer` will probably be asked for soon.
     fn prefetch(&self, _backend: &B, _layer: usize, _ids: &[u32]) {}
@@ -69,7 +72,7 @@ impl<B: Backend> ExpertStore<B> for ResidentExperts<B::Weight> {
         _backend: &'a B,
         layer: usize,
         ids: &'a [u32],
-    ) -> LocalBoxFuture<'a, Result<Vec<Arc<Expert<B::Weight>>>>> {
+    ) -> LocalBoxFuture<'a, Result<ExpertHandles<B::Weight>>> {
         let result = ids
             .iter()
             .map(|&e| {

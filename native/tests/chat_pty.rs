@@ -8,7 +8,8 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 fn model() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/tiny-deepseek-v3.gguf");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models/tiny-deepseek-v3.gguf");
     assert!(p.exists(), "{} is missing", p.display());
     p
 }
@@ -28,7 +29,11 @@ impl Screen {
                 return from + i + needle.len();
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {needle:?}; screen so far:\n{}", self.text);
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {needle:?}; screen so far:\n{}",
+                self.text
+            );
             if let Ok(chunk) = self.rx.recv_timeout(left.min(Duration::from_millis(200))) {
                 self.text.push_str(&String::from_utf8_lossy(&chunk));
             }
@@ -39,9 +44,26 @@ impl Screen {
 #[test]
 fn two_turns_then_exit() {
     let pty = native_pty_system();
-    let pair = pty.openpty(PtySize { rows: 40, cols: 200, pixel_width: 0, pixel_height: 0 }).expect("openpty");
+    let pair = pty
+        .openpty(PtySize {
+            rows: 40,
+            cols: 200,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("openpty");
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_sluice"));
-    cmd.args(["run", "-m", model().to_str().unwrap(), "--temp", "0", "-n", "6", "-t", "2"]);
+    cmd.args([
+        "run",
+        "-m",
+        model().to_str().unwrap(),
+        "--temp",
+        "0",
+        "-n",
+        "6",
+        "-t",
+        "2",
+    ]);
     let mut child = pair.slave.spawn_command(cmd).expect("spawn sluice");
     drop(pair.slave);
     let mut reader = pair.master.try_clone_reader().expect("reader");
@@ -55,11 +77,16 @@ fn two_turns_then_exit() {
             }
         }
     });
-    let mut screen = Screen { rx, text: String::new() };
+    let mut screen = Screen {
+        rx,
+        text: String::new(),
+    };
     let t = Duration::from_secs(120);
     let mut at = screen.wait_for("chat mode", 0, t);
     at = screen.wait_for("> ", at, t);
-    writer.write_all(b"Create a Flappy Bird game in Python.\r").unwrap();
+    writer
+        .write_all(b"Create a Flappy Bird game in Python.\r")
+        .unwrap();
     writer.flush().unwrap();
     // The answer ends with a newline and the next prompt.
     let first_answer_start = at;
@@ -73,21 +100,46 @@ fn two_turns_then_exit() {
     writer.write_all(b"/exit\r").unwrap();
     writer.flush().unwrap();
     let status = child.wait().expect("wait");
-    assert!(status.success(), "exit status {status:?}; screen:\n{}", screen.text);
+    assert!(
+        status.success(),
+        "exit status {status:?}; screen:\n{}",
+        screen.text
+    );
     // Both turns produced text beyond the echoed input.
     for (turn, text) in [(1, &first), (2, &second)] {
         let produced = text.lines().skip(1).map(str::trim).collect::<String>();
-        assert!(!produced.is_empty(), "turn {turn} produced no answer; screen:\n{}", screen.text);
+        assert!(
+            !produced.is_empty(),
+            "turn {turn} produced no answer; screen:\n{}",
+            screen.text
+        );
     }
 }
 
 #[test]
 fn ctrl_c_stops_the_answer_not_the_program() {
     let pty = native_pty_system();
-    let pair = pty.openpty(PtySize { rows: 40, cols: 200, pixel_width: 0, pixel_height: 0 }).expect("openpty");
+    let pair = pty
+        .openpty(PtySize {
+            rows: 40,
+            cols: 200,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("openpty");
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_sluice"));
     // No token limit: the answer runs until Ctrl-C (or the 4096-token context fills).
-    cmd.args(["run", "-m", model().to_str().unwrap(), "--temp", "0", "-c", "4096", "-t", "2"]);
+    cmd.args([
+        "run",
+        "-m",
+        model().to_str().unwrap(),
+        "--temp",
+        "0",
+        "-c",
+        "4096",
+        "-t",
+        "2",
+    ]);
     let mut child = pair.slave.spawn_command(cmd).expect("spawn sluice");
     drop(pair.slave);
     let mut reader = pair.master.try_clone_reader().expect("reader");
@@ -101,7 +153,10 @@ fn ctrl_c_stops_the_answer_not_the_program() {
             }
         }
     });
-    let mut screen = Screen { rx, text: String::new() };
+    let mut screen = Screen {
+        rx,
+        text: String::new(),
+    };
     let t = Duration::from_secs(120);
     let mut at = screen.wait_for("> ", 0, t);
     writer.write_all(b"Tell me a long story.\r").unwrap();
@@ -115,5 +170,9 @@ fn ctrl_c_stops_the_answer_not_the_program() {
     writer.write_all(b"/exit\r").unwrap();
     writer.flush().unwrap();
     let status = child.wait().expect("wait");
-    assert!(status.success(), "exit status {status:?}; screen:\n{}", screen.text);
+    assert!(
+        status.success(),
+        "exit status {status:?}; screen:\n{}",
+        screen.text
+    );
 }
