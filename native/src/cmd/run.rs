@@ -301,8 +301,12 @@ fn complete(gen: &mut Generator<'_, '_, CpuBackend>, args: &RunArgs) -> Result<(
     }
     sluice_core::source::block_on(gen.feed(&ids))?;
     let mut write_err = None;
-    let stop = sluice_core::source::block_on(gen.generate(args.limit(), &mut |_, text| {
-        let r = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    // Raw token bytes, as llama-completion writes them: the terminal joins UTF-8 sequences
+    // split across tokens, and bytes that never form valid UTF-8 pass through unchanged.
+    let special = args.special;
+    let stop = sluice_core::source::block_on(gen.generate(args.limit(), &mut |id, _| {
+        let piece = tokenizer.token_to_piece(id, special);
+        let r = out.write_all(&piece).and_then(|_| out.flush());
         let ok = r.is_ok();
         if let Err(e) = r {
             write_err = Some(e);
@@ -312,7 +316,8 @@ fn complete(gen: &mut Generator<'_, '_, CpuBackend>, args: &RunArgs) -> Result<(
     if let Some(e) = write_err {
         return Err(e).context("writing to stdout");
     }
-    out.write_all(gen.flush().as_bytes())?;
+    gen.flush();
+    // llama-completion's ending, byte for byte: the marker on end of text, then a blank line.
     match stop {
         Stop::EndOfText => writeln!(out, " [end of text]")?,
         Stop::ContextFull => {
@@ -321,6 +326,7 @@ fn complete(gen: &mut Generator<'_, '_, CpuBackend>, args: &RunArgs) -> Result<(
         }
         Stop::Limit | Stop::Cancelled => {}
     }
+    out.write_all(b"\n\n")?;
     out.flush()?;
     Ok(())
 }
