@@ -86,7 +86,6 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
     } else {
         (args.chunks as usize).min(max_chunks)
     };
-    let first = n_ctx / 2;
     let n_vocab = loaded.model.n_vocab;
     let mut base_out = match &args.kl_divergence_base {
         Some(path) => {
@@ -104,21 +103,62 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
         None => None,
     };
     eprintln!("perplexity: calculating perplexity over {n_chunk} chunks, n_ctx={n_ctx}");
+    let mut stdout = std::io::stdout();
+    let result = score(
+        &loaded,
+        &tokens,
+        n_ctx,
+        n_chunk,
+        base_out.as_mut().map(|w| w as &mut dyn Write),
+        &mut |c, ppl| {
+            print!("[{c}]{ppl:.4},");
+            let _ = stdout.flush();
+        },
+    )?;
+    println!();
+    if let Some(mut w) = base_out {
+        w.flush()?;
+    }
+    println!(
+        "Final estimate: PPL = {:.4} +/- {:.5}",
+        result.ppl, result.uncertainty
+    );
+    Ok(())
+}
+
+/// Perplexity of a text and its standard error, as llama-perplexity reports them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Perplexity {
+    pub ppl: f64,
+    pub uncertainty: f64,
+}
+
+/// Scores the first `n_chunk` chunks of `n_ctx` tokens; writes the base rows to `base` when
+/// given; calls `progress(chunk, running_ppl)` after each chunk.
+pub fn score(
+    loaded: &crate::load::Loaded,
+    tokens: &[u32],
+    n_ctx: usize,
+    n_chunk: usize,
+    mut base: Option<&mut dyn Write>,
+    progress: &mut dyn FnMut(usize, f64),
+) -> Result<Perplexity> {
+    let first = n_ctx / 2;
+    let n_vocab = loaded.model.n_vocab;
     let (mut sum, mut sum2, mut count) = (0.0f64, 0.0f64, 0usize);
     let mut row = vec![0u16; row_u16(n_vocab)];
+    let mut row_bytes = Vec::with_capacity(row.len() * 2);
     for c in 0..n_chunk {
-        let logits = eval_chunk(&loaded, &tokens[c * n_ctx..(c + 1) * n_ctx], first)?;
+        let logits = eval_chunk(loaded, &tokens[c * n_ctx..(c + 1) * n_ctx], first)?;
         for (i, pos) in (first..n_ctx - 1).enumerate() {
             let target = tokens[c * n_ctx + pos + 1] as usize;
             let l = &logits[i * n_vocab..(i + 1) * n_vocab];
-            let v = match &mut base_out {
+            let v = match base.as_mut() {
                 Some(w) => {
                     let v = compress_row(l, target, &mut row);
-                    w.write_all(
-                        &row.iter()
-                            .flat_map(|v| v.to_le_bytes())
-                            .collect::<Vec<u8>>(),
-                    )?;
+                    row_bytes.clear();
+                    row_bytes.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+                    w.write_all(&row_bytes)?;
                     v
                 }
                 None => nll(l, target),
@@ -127,23 +167,17 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
             sum2 += v * v;
             count += 1;
         }
-        print!("[{}]{:.4},", c + 1, (sum / count as f64).exp());
-        std::io::stdout().flush()?;
-    }
-    println!();
-    if let Some(mut w) = base_out {
-        w.flush()?;
+        progress(c + 1, (sum / count as f64).exp());
     }
     let mean = sum / count as f64;
     let ppl = mean.exp();
     let var = sum2 / count as f64 - mean * mean;
-    let unc = if var > 0.0 {
+    let uncertainty = if var > 0.0 {
         (var / (count as f64 - 1.0)).sqrt() * ppl
     } else {
         0.0
     };
-    println!("Final estimate: PPL = {ppl:.4} +/- {unc:.5}");
-    Ok(())
+    Ok(Perplexity { ppl, uncertainty })
 }
 
 /// Logits of positions `first..` of one chunk evaluated from an empty cache, its first token
