@@ -195,55 +195,77 @@ fn eval_chunk(loaded: &crate::load::Loaded, chunk: &[u32], first: usize) -> Resu
     Ok(block_on(session.eval(&input, Logits::From(first)))?)
 }
 
-fn kl_divergence(args: &PerplexityArgs, base_path: &str) -> Result<()> {
-    let mut f = std::fs::File::open(base_path)
-        .with_context(|| format!("--kl-divergence-base {base_path}"))?;
-    let file_len = f.metadata()?.len();
-    let mut head = vec![0u8; 20];
-    f.read_exact(&mut head)
-        .with_context(|| format!("{base_path}: too short for a logits file"))?;
-    let word =
-        |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]) as u64;
-    let head_len = 20 + 4 * word(8).saturating_mul(word(16));
-    if head_len > file_len {
-        bail!(
-            "{base_path}: header claims {} tokens, more than the file holds",
-            word(8).saturating_mul(word(16))
-        );
+/// An open base-logits file: its header, positioned at the first chunk's rows.
+pub struct BaseFile {
+    pub path: String,
+    pub header: BaseHeader,
+    file: std::fs::File,
+}
+
+impl BaseFile {
+    /// Opens and checks a base file (sizes are checked against the file before any
+    /// allocation).
+    pub fn open(path: &str) -> Result<Self> {
+        let mut file =
+            std::fs::File::open(path).with_context(|| format!("--kl-divergence-base {path}"))?;
+        let file_len = file.metadata()?.len();
+        let mut head = vec![0u8; 20];
+        file.read_exact(&mut head)
+            .with_context(|| format!("{path}: too short for a logits file"))?;
+        let word = |at: usize| {
+            u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]) as u64
+        };
+        let head_len = word(8)
+            .saturating_mul(word(16))
+            .saturating_mul(4)
+            .saturating_add(20);
+        if head_len > file_len {
+            bail!(
+                "{path}: header claims {} tokens, more than the file holds",
+                word(8).saturating_mul(word(16))
+            );
+        }
+        head.resize(head_len as usize, 0);
+        file.read_exact(&mut head[20..])?;
+        let (header, _) = BaseHeader::parse(path, &head, file_len)?;
+        Ok(Self {
+            path: path.to_string(),
+            header,
+            file,
+        })
     }
-    head.resize(head_len as usize, 0);
-    f.read_exact(&mut head[20..])?;
-    let (header, _) = BaseHeader::parse(base_path, &head, file_len)?;
-    let loaded = crate::load::load(
-        &args.model,
-        crate::load::threads(args.threads),
-        args.no_mmap,
-    )?;
+}
+
+/// Evaluates the base file's chunks with `loaded` and accumulates the KL statistics;
+/// `progress(chunk, stats)` runs after each chunk.
+pub fn compare(
+    loaded: &crate::load::Loaded,
+    base: &mut BaseFile,
+    progress: &mut dyn FnMut(usize, &KlStats),
+) -> Result<KlStats> {
     let n_vocab = loaded.model.n_vocab;
+    let header = &base.header;
     if header.n_vocab != n_vocab {
         bail!(
-            "{base_path}: base vocabulary has {} tokens, the model {n_vocab}",
+            "{}: base vocabulary has {} tokens, the model {n_vocab}",
+            base.path,
             header.n_vocab
         );
     }
     let (n_ctx, first) = (header.n_ctx, header.n_ctx / 2);
     let nv = row_u16(n_vocab);
     let mut chunk_buf = vec![0u8; header.chunk_bytes()];
+    let mut rows = vec![0u16; chunk_buf.len() / 2];
     let mut stats = KlStats::default();
-    eprintln!(
-        "kl_divergence: computing over {} chunks, n_ctx={n_ctx}",
-        header.n_chunk
-    );
-    println!("chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p");
     for c in 0..header.n_chunk {
-        f.read_exact(&mut chunk_buf)
-            .with_context(|| format!("{base_path}: reading chunk {}", c + 1))?;
-        let rows: Vec<u16> = chunk_buf
-            .chunks_exact(2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-            .collect();
+        base.file
+            .read_exact(&mut chunk_buf)
+            .with_context(|| format!("{}: reading chunk {}", base.path, c + 1))?;
+        rows.iter_mut()
+            .zip(chunk_buf.chunks_exact(2))
+            .for_each(|(r, b)| *r = u16::from_le_bytes([b[0], b[1]]));
         let tokens = &header.tokens[c * n_ctx..(c + 1) * n_ctx];
-        let logits = eval_chunk(&loaded, tokens, first)?;
+        let logits = eval_chunk(loaded, tokens, first)?;
         for (i, pos) in (first..n_ctx - 1).enumerate() {
             stats.add(
                 &logits[i * n_vocab..(i + 1) * n_vocab],
@@ -251,13 +273,31 @@ fn kl_divergence(args: &PerplexityArgs, base_path: &str) -> Result<()> {
                 tokens[pos + 1] as usize,
             );
         }
+        progress(c + 1, &stats);
+    }
+    Ok(stats)
+}
+
+fn kl_divergence(args: &PerplexityArgs, base_path: &str) -> Result<()> {
+    let mut base = BaseFile::open(base_path)?;
+    let loaded = crate::load::load(
+        &args.model,
+        crate::load::threads(args.threads),
+        args.no_mmap,
+    )?;
+    eprintln!(
+        "kl_divergence: computing over {} chunks, n_ctx={}",
+        base.header.n_chunk, base.header.n_ctx
+    );
+    println!("chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p");
+    let stats = compare(&loaded, &mut base, &mut |c, stats| {
         let (lp, _) = KlStats::mean_unc(stats.sum_nll, stats.sum_nll2, stats.count);
         let (lb, _) = KlStats::mean_unc(stats.sum_nll_base, stats.sum_nll_base2, stats.count);
         let (kl, klu) = stats.mean_kld();
         let (mse, _) = KlStats::mean_unc(stats.sum_p_diff2, stats.sum_p_diff4, stats.count);
         println!(
             "{:4}    {:9.4}    {:10.5}    {:10.5} ± {:10.5}    {:6.3} %    {:6.3} %",
-            c + 1,
+            c,
             lp.exp(),
             lp - lb,
             kl,
@@ -265,7 +305,7 @@ fn kl_divergence(args: &PerplexityArgs, base_path: &str) -> Result<()> {
             100.0 * mse.sqrt(),
             100.0 * stats.same_top_fraction()
         );
-    }
+    })?;
     let mut kld = stats.kld_values.clone();
     kld.sort_by(f32::total_cmp);
     let (kl, klu) = stats.mean_kld();
