@@ -85,25 +85,56 @@ impl Pool {
     {
         let chunk_len = chunk_len.max(1);
         let n_chunks = data.len().div_ceil(chunk_len);
+        let len = data.len();
+        self.for_ranges_by(
+            data,
+            n_chunks,
+            |i| (i * chunk_len, ((i + 1) * chunk_len).min(len)),
+            f,
+        );
+    }
+
+    /// Calls `f(i, &mut data[bounds[i]..bounds[i + 1]])` for every `i < bounds.len() − 1`, in
+    /// parallel. `bounds` must be non-decreasing and end within `data`; otherwise nothing runs
+    /// and `false` is returned.
+    pub fn for_ranges<T: Send, F>(&self, data: &mut [T], bounds: &[usize], f: F) -> bool
+    where
+        F: Fn(usize, &mut [T]) + MaybeSendSync,
+    {
+        let ordered = bounds.windows(2).all(|w| w[0] <= w[1]);
+        if !ordered || bounds.last().is_some_and(|&e| e > data.len()) {
+            return false;
+        }
+        let n = bounds.len().saturating_sub(1);
+        self.for_ranges_by(data, n, |i| (bounds[i], bounds[i + 1]), f);
+        true
+    }
+
+    /// `range(i)` must give disjoint in-bounds ranges for distinct `i < n` (checked by the
+    /// two public callers).
+    fn for_ranges_by<T: Send, R, F>(&self, data: &mut [T], n: usize, range: R, f: F)
+    where
+        R: Fn(usize) -> (usize, usize) + MaybeSendSync,
+        F: Fn(usize, &mut [T]) + MaybeSendSync,
+    {
         #[cfg(not(target_arch = "wasm32"))]
-        if self.native.is_some() && n_chunks > 1 {
-            let len = data.len();
+        if self.native.is_some() && n > 1 {
             let base = native::SendPtr(data.as_mut_ptr());
-            self.run(n_chunks, |i| {
-                let start = i * chunk_len;
-                let end = (start + chunk_len).min(len);
-                // SAFETY: `run` hands out each index once, so the ranges [start, end) of the
-                // calls are disjoint parts of `data`, which `for_chunks` borrows mutably until
-                // `run` returns (after every call).
+            self.run(n, |i| {
+                let (start, end) = range(i);
+                // SAFETY: `run` hands out each index once and the ranges of distinct indices
+                // are disjoint parts of `data` (see the callers), which stays mutably borrowed
+                // until `run` returns after every call.
                 let chunk =
                     unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
                 f(i, chunk)
             });
             return;
         }
-        data.chunks_mut(chunk_len)
-            .enumerate()
-            .for_each(|(i, c)| f(i, c));
+        for i in 0..n {
+            let (start, end) = range(i);
+            f(i, &mut data[start..end]);
+        }
     }
 
     /// How many items each task should take so that every worker gets a few tasks.
@@ -335,6 +366,19 @@ mod tests {
                 assert_eq!(x, j / 10 + 1);
             }
         }
+    }
+
+    #[test]
+    fn ranges_cover_their_parts() {
+        let pool = Pool::new(2).expect("pool");
+        let mut data = vec![0usize; 50];
+        assert!(pool.for_ranges(&mut data, &[0, 5, 5, 17, 50], |i, c| c.fill(i + 1)));
+        assert_eq!(data[4], 1);
+        assert_eq!(data[5], 3);
+        assert_eq!(data[49], 4);
+        assert!(!pool.for_ranges(&mut data, &[0, 10, 5], |_, c| c.fill(9)));
+        assert!(!pool.for_ranges(&mut data, &[0, 51], |_, c| c.fill(9)));
+        assert!(data.iter().all(|&x| x != 9));
     }
 
     #[test]

@@ -164,6 +164,30 @@ kernels! {
     IQ1_M => Q8_K, dot_iquants::dot_iq1_m;
 }
 
+/// Decodes one row of `ty` (`out.len()` values) to f32, vectorised for F16 where the active ISA
+/// can (same values: the conversion is exact).
+pub fn row_to_f32(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if ty == GgmlType::F16
+        && active_isa() == Isa::Avx2
+        && bytes.len() == 2 * out.len()
+        && x86::f16_row(bytes, out)
+    {
+        return Ok(());
+    }
+    ty.dequantize(bytes, out)
+}
+
+/// `acc[i] += a·x[i]` over the common length (FMA on the vectorised ISAs, so the last bit may
+/// differ from the scalar loop's separate multiply and add).
+pub fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if active_isa() == Isa::Avx2 && x86::axpy(acc, a, x) {
+        return;
+    }
+    acc.iter_mut().zip(x).for_each(|(o, &v)| *o += a * v);
+}
+
 /// [`VecDotMultiFn`] from a single-row kernel: one call per activation row.
 pub(crate) fn multi_by_rows(
     f: VecDotFn,

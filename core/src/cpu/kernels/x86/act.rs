@@ -167,3 +167,32 @@ pub(super) unsafe fn dot_f16(n: usize, w: *const u8, a: *const u8) -> f32 {
     }
     sum
 }
+
+/// F16 → f32 for `n` values (`n ≤` both lengths).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn f16_to_f32_row(n: usize, src: *const u8, dst: *mut f32) {
+    let n8 = n / 8;
+    for i in 0..n8 {
+        _mm256_storeu_ps(dst.add(8 * i), _mm256_cvtph_ps(ld128(src.add(16 * i))));
+    }
+    for i in 8 * n8..n {
+        *dst.add(i) = f16_to_f32(rd_u16(src.add(2 * i)));
+    }
+}
+
+/// `acc[i] += a·x[i]` for `n` values (`n ≤` both lengths), with FMA.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn axpy(n: usize, acc: *mut f32, a: f32, x: *const f32) {
+    let va = _mm256_set1_ps(a);
+    let n8 = n / 8;
+    for i in 0..n8 {
+        let p = acc.add(8 * i);
+        _mm256_storeu_ps(
+            p,
+            _mm256_fmadd_ps(va, _mm256_loadu_ps(x.add(8 * i)), _mm256_loadu_ps(p)),
+        );
+    }
+    for i in 8 * n8..n {
+        *acc.add(i) += a * *x.add(i);
+    }
+}

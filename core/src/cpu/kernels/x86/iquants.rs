@@ -210,7 +210,7 @@ pub(super) unsafe fn iq3_s<const N: usize>(nb: usize, w: *const u8, y: [*const u
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn iq1_codes(idx: [usize; 4], minus: [bool; 4]) -> __m256i {
-    let grid = grid_x4(idx.map(|i| u64::from_le_bytes(IQ1S_GRID[i].map(|v| v as u8))));
+    let grid = grid_x4(idx.map(|i| grid_entry(&IQ1S_GRID, i & 2047)));
     // (grid + 1)·8 ∈ {0, 8, 16}: the shift cannot carry across bytes.
     let g = _mm256_slli_epi16(_mm256_add_epi8(grid, _mm256_set1_epi8(1)), 3);
     let delta = |m: bool| if m { 0i64 } else { 0x0202_0202_0202_0202 };

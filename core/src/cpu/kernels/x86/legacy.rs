@@ -24,8 +24,9 @@ unsafe fn signed_blocks<const N: usize>(
     y: [*const u8; N],
     decode: impl Fn(*const u8) -> (__m256i, f32),
 ) -> [f32; N] {
-    let mut acc = [_mm256_setzero_ps(); N];
-    for b in 0..nb {
+    // Two accumulators per row (even and odd blocks) halve the FMA latency chain.
+    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    let step = |acc: &mut [[__m256; 2]; N], b: usize, half: usize| {
         let (codes, dw) = decode(w.add(b * block));
         let abs = _mm256_sign_epi8(codes, codes);
         for j in 0..N {
@@ -33,10 +34,19 @@ unsafe fn signed_blocks<const N: usize>(
             let yq = _mm256_sign_epi8(ld256(yb.add(2)), codes);
             let sum = _mm256_madd_epi16(_mm256_maddubs_epi16(abs, yq), _mm256_set1_epi16(1));
             let d = _mm256_set1_ps(dw * rd_f16(yb));
-            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j]);
+            acc[j][half] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j][half]);
         }
+    };
+    let mut b = 0;
+    while b + 1 < nb {
+        step(&mut acc, b, 0);
+        step(&mut acc, b + 1, 1);
+        b += 2;
     }
-    acc.map(|a| hsum_ps(a))
+    if b < nb {
+        step(&mut acc, b, 0);
+    }
+    acc.map(|a| hsum_ps(_mm256_add_ps(a[0], a[1])))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -94,9 +104,9 @@ unsafe fn unsigned_blocks<const N: usize>(
     y: [*const u8; N],
     decode: impl Fn(*const u8) -> __m256i,
 ) -> [f32; N] {
-    let mut acc = [_mm256_setzero_ps(); N];
+    let mut acc = [[_mm256_setzero_ps(); 2]; N];
     let mut mins = [0.0f32; N];
-    for b in 0..nb {
+    let step = |acc: &mut [[__m256; 2]; N], mins: &mut [f32; N], b: usize, half: usize| {
         let x = w.add(b * block);
         let u = decode(x);
         let (dw, mw) = (rd_f16(x), rd_f16(x.add(2)));
@@ -104,13 +114,22 @@ unsafe fn unsigned_blocks<const N: usize>(
             let yb = y[j].add(b * Q8_1);
             let sum = dot_u8_lanes(u, ld256(yb.add(4)));
             let d = _mm256_set1_ps(dw * rd_f16(yb));
-            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j]);
+            acc[j][half] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j][half]);
             mins[j] += mw * rd_f16(yb.add(2));
         }
+    };
+    let mut b = 0;
+    while b + 1 < nb {
+        step(&mut acc, &mut mins, b, 0);
+        step(&mut acc, &mut mins, b + 1, 1);
+        b += 2;
+    }
+    if b < nb {
+        step(&mut acc, &mut mins, b, 0);
     }
     let mut out = [0.0f32; N];
     for j in 0..N {
-        out[j] = hsum_ps(acc[j]) + mins[j];
+        out[j] = hsum_ps(_mm256_add_ps(acc[j][0], acc[j][1])) + mins[j];
     }
     out
 }

@@ -195,6 +195,28 @@ pub(super) fn quantize(act: GgmlType, x: &[f32], out: &mut [u8]) -> bool {
     true
 }
 
+/// F16 bytes → f32 (the caller has checked that `src` holds `dst.len()` values).
+pub(super) fn f16_row(src: &[u8], dst: &mut [f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    let n = dst.len().min(src.len() / 2);
+    // SAFETY: features present; n values fit in both slices.
+    unsafe { act::f16_to_f32_row(n, src.as_ptr(), dst.as_mut_ptr()) };
+    true
+}
+
+/// `acc += a·x`.
+pub(super) fn axpy(acc: &mut [f32], a: f32, x: &[f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    let n = acc.len().min(x.len());
+    // SAFETY: features present; n values fit in both slices.
+    unsafe { act::axpy(n, acc.as_mut_ptr(), a, x.as_ptr()) };
+    true
+}
+
 /// The kernel table of this module: the scalar table with the vectorised entries swapped in.
 pub(super) fn table(scalar: &[DotKernel]) -> Vec<DotKernel> {
     scalar
