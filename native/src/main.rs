@@ -34,6 +34,8 @@ enum Command {
     Manifest(cmd::manifest::ManifestArgs),
     /// GGUF file tools: split and merge, compatible with llama.cpp's llama-gguf-split.
     Gguf(cmd::gguf::Args),
+    /// Prompt-processing and generation speed, in llama-bench's table layout.
+    Bench(cmd::bench::BenchArgs),
 }
 
 /// Whether the long option `flag` of any subcommand consumes a value.
@@ -65,6 +67,7 @@ fn main() {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Manifest(a) => cmd::manifest::run(a),
         Command::Gguf(a) => cmd::gguf::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

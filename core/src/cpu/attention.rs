@@ -139,6 +139,7 @@ enum FlashPath {
 
 pub fn attention(
     pool: &Pool,
+    acts: &mut Vec<u8>,
     cache: &CpuCache,
     layer: usize,
     q: &CpuTensor,
@@ -203,6 +204,17 @@ pub fn attention(
         &v_rows.data[s * v_rows.row_bytes + kvh * v_head_bytes..][..v_head_bytes]
     };
     let group = p.n_head / p.n_head_kv;
+    // Every query head converted once to the K type's dot-product format (row-by-row path).
+    let act_bytes = act_bytes as usize;
+    acts.clear();
+    if path == FlashPath::RowByRow {
+        acts.resize(t_n * p.n_head * act_bytes, 0);
+        for (i, dst) in acts.chunks_exact_mut(act_bytes).enumerate() {
+            let (t, h) = (i / p.n_head, i % p.n_head);
+            super::kernels::quantize_activation(kernel.act, &q.row(t)[h * dk..(h + 1) * dk], dst)?;
+        }
+    }
+    let acts: &[u8] = acts;
     pool.for_chunks(&mut out.data, dv, |i, o| {
         let (t, h) = (i / p.n_head, i % p.n_head);
         let kvh = h / group;
@@ -212,11 +224,7 @@ pub fn attention(
         o.fill(0.0);
         match path {
             FlashPath::RowByRow => {
-                let mut q_act = vec![0u8; act_bytes as usize];
-                if super::kernels::quantize_activation(kernel.act, qh, &mut q_act).is_err() {
-                    o.fill(f32::NAN);
-                    return;
-                }
+                let q_act = &acts[i * act_bytes..(i + 1) * act_bytes];
                 let f16_acc = v_ty == GgmlType::F16;
                 let round = |x: f32| {
                     if f16_acc {
@@ -227,7 +235,7 @@ pub fn attention(
                 };
                 let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
                 for s in 0..visible {
-                    let score = (kernel.vec_dot)(dk, k_at(s, kvh), &q_act) * p.scale;
+                    let score = (kernel.vec_dot)(dk, k_at(s, kvh), q_act) * p.scale;
                     let (mut ms, mut vs) = (1.0f32, 1.0f32);
                     if score > m {
                         ms = (m - score).exp();

@@ -1,119 +1,140 @@
 //! Matrix products on the CPU: `y = W · x` per token, per head, and per routed expert.
 //!
-//! Each activation row is converted once into the weight type's activation format (see
-//! [`ActRows`]); then worker threads take ranges of weight rows and compute those outputs for
-//! every token, so a weight row is read from memory once per batch.
+//! Each activation row is converted once into the weight type's activation format; then the
+//! pool's workers take ranges of weight rows and compute those outputs for every token, so a
+//! weight row is read from memory once per batch. With several tokens the multi-row kernels
+//! multiply one weight row with four activation rows at a time (each weight block decoded
+//! once), walking the tokens in groups of four so those rows stay in L1 while the task's weight
+//! rows stay in L2.
+//!
+//! One call is one parallel region: `matmul_groups` (the per-head `attn_k_b` / `attn_v_b`)
+//! spreads (head, row range) tasks, and `moe_experts` computes the gate and up projections of
+//! all routed experts in one region and their down projections in a second. All buffers live
+//! in [`Buffers`], reused across calls, so steady-state decoding allocates nothing here.
 
-use super::kernels::DotKernel;
+use super::kernels::{dot_kernel, DotKernel};
 use super::pool::Pool;
 use super::{shape_err, CpuTensor, CpuWeight};
 use crate::backend::{ExpertJob, Segments};
-use crate::quant::GgmlType;
 use crate::Result;
 
-/// Activation rows prepared for one weight type.
-pub(super) struct ActRows {
-    /// `None`: plain f32 rows (weights are dequantized per row).
-    kernel: Option<&'static DotKernel>,
+/// Scratch memory of the matrix products, owned by the backend.
+#[derive(Default)]
+pub(super) struct Buffers {
+    acts: Vec<u8>,
+    acts_up: Vec<u8>,
+    acts2: Vec<u8>,
+    acc: Vec<f32>,
+    hidden: Vec<f32>,
+    bounds: Vec<usize>,
+    offsets: Vec<usize>,
+    /// Converted attention queries.
+    pub(super) attn: Vec<u8>,
+}
+
+/// Weight rows per task: about a quarter of a worker's share, at least `min` rows; for batches
+/// at most 64 rows (≈ 256 KiB of 4-bit 7168-wide rows, an L2's worth).
+fn rows_per_task(pool: &Pool, rows: usize, tokens: usize) -> usize {
+    let share = pool.chunk_for(rows, 16);
+    if tokens > 1 {
+        share.min(64)
+    } else {
+        share
+    }
+}
+
+/// The kernel for `w`, or an error naming the weight.
+fn kernel(w: &CpuWeight) -> Result<&'static DotKernel> {
+    dot_kernel(w.ty).ok_or_else(|| {
+        shape_err(
+            "matmul",
+            format!("{}: no CPU dot product for {}", w.name, w.ty),
+        )
+    })
+}
+
+/// Converts `n` rows (row `t` = `row(t)`, `cols` floats each) into `k`'s activation format in
+/// `out`; returns the row stride in bytes.
+fn convert<'a>(
+    pool: &Pool,
+    k: &DotKernel,
     n: usize,
     cols: usize,
-    row_bytes: usize,
-    bytes: Vec<u8>,
-    floats: Vec<f32>,
-}
-
-impl ActRows {
-    /// Prepares `n` rows of `cols` floats (row `t` is `rows(t)`) for weights of type `wty`.
-    pub(super) fn new<'a>(
-        wty: GgmlType,
-        n: usize,
-        cols: usize,
-        rows: impl Fn(usize) -> &'a [f32],
-    ) -> Self {
-        let mut floats = Vec::with_capacity(n * cols);
-        for t in 0..n {
-            floats.extend_from_slice(rows(t));
-        }
-        ActRows {
-            kernel: None,
-            n,
-            cols,
-            row_bytes: 0,
-            bytes: Vec::new(),
-            floats,
-        }
-        .convert(wty)
-    }
-
-    fn convert(mut self, wty: GgmlType) -> Self {
-        if let Some(k) = super::kernels::dot_kernel(wty) {
-            if let Some(rb) = k.act.row_bytes(self.cols as u64) {
-                let rb = rb as usize;
-                let mut bytes = vec![0u8; rb * self.n];
-                for t in 0..self.n {
-                    let x = &self.floats[t * self.cols..(t + 1) * self.cols];
-                    let out = &mut bytes[t * rb..(t + 1) * rb];
-                    if super::kernels::quantize_activation(k.act, x, out).is_err() {
-                        return self;
-                    }
-                }
-                self.kernel = Some(k);
-                self.row_bytes = rb;
-                self.bytes = bytes;
+    row: impl Fn(usize) -> &'a [f32] + crate::source::MaybeSendSync,
+    out: &mut Vec<u8>,
+) -> Result<usize> {
+    let stride = k.act.row_bytes(cols as u64).ok_or_else(|| {
+        shape_err(
+            "matmul",
+            format!("{cols} columns are not whole {} blocks", k.act),
+        )
+    })? as usize;
+    out.clear();
+    out.resize(n * stride, 0);
+    let per_task = n.div_ceil(pool.threads() * 2).max(1);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let work = |i: usize, chunk: &mut [u8]| {
+        for (j, o) in chunk.chunks_exact_mut(stride).enumerate() {
+            let x = row(i * per_task + j);
+            if super::kernels::quantize_activation(k.act, x, o).is_err() {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        self
+    };
+    if n * cols >= 1 << 16 {
+        pool.for_chunks(out, per_task * stride, work);
+    } else {
+        work(0, &mut out[..]);
     }
-
-    /// `W[r] · x[t]`.
-    fn dot(&self, w: &CpuWeight, r: usize, t: usize, scratch: &mut Vec<f32>) -> f32 {
-        match self.kernel {
-            Some(k) => (k.vec_dot)(
-                self.cols,
-                w.row(r),
-                &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes],
-            ),
-            None => {
-                scratch.resize(self.cols, 0.0);
-                if w.ty.dequantize(w.row(r), scratch).is_err() {
-                    return f32::NAN;
-                }
-                let x = &self.floats[t * self.cols..(t + 1) * self.cols];
-                scratch.iter().zip(x).map(|(a, b)| a * b).sum()
-            }
-        }
+    if failed.into_inner() {
+        return Err(shape_err(
+            "matmul",
+            format!("cannot convert rows to {}", k.act),
+        ));
     }
+    Ok(stride)
 }
 
-/// `out_t[r][t] = W[first + r] · x[t]` for `r < n_rows`, then transposed into `out(t, r)`.
-fn product(
-    pool: &Pool,
+/// `acc[i·n + t] = W[first + r0 + i] · act[t]` for the rows of one task (`acc.len() / n` rows
+/// starting at row `r0` of the range that begins at weight row `first`).
+#[inline]
+fn task_rows(
+    k: &DotKernel,
     w: &CpuWeight,
     first: usize,
-    n_rows: usize,
-    act: &ActRows,
-    mut store: impl FnMut(usize, usize, f32),
+    acts: &[u8],
+    n: usize,
+    stride: usize,
+    acc: &mut [f32],
 ) {
-    let n = act.n;
-    let mut acc = vec![0f32; n_rows * n];
-    let chunk_rows = pool.chunk_for(n_rows, 16);
-    pool.for_chunks(&mut acc, chunk_rows * n, |ci, chunk| {
-        let mut scratch = Vec::new();
-        let r0 = ci * chunk_rows;
-        for (i, row_out) in chunk.chunks_mut(n).enumerate() {
-            for (t, o) in row_out.iter_mut().enumerate() {
-                *o = act.dot(w, first + r0 + i, t, &mut scratch);
-            }
+    let cols = w.cols;
+    let rows = acc.len() / n.max(1);
+    if n == 1 {
+        for (i, o) in acc.iter_mut().enumerate() {
+            *o = (k.vec_dot)(cols, w.row(first + i), &acts[..stride]);
         }
-    });
-    for r in 0..n_rows {
-        for t in 0..n {
-            store(t, r, acc[r * n + t]);
+        return;
+    }
+    let mut tmp = [0f32; 4];
+    for t0 in (0..n).step_by(4) {
+        let tn = (n - t0).min(4);
+        let block = &acts[t0 * stride..];
+        for i in 0..rows {
+            (k.multi)(cols, w.row(first + i), block, stride, &mut tmp[..tn]);
+            for (j, &v) in tmp[..tn].iter().enumerate() {
+                acc[i * n + t0 + j] = v;
+            }
         }
     }
 }
 
-pub fn matmul(pool: &Pool, w: &CpuWeight, x: &CpuTensor, out: &mut CpuTensor) -> Result<()> {
+pub fn matmul(
+    pool: &Pool,
+    buf: &mut Buffers,
+    w: &CpuWeight,
+    x: &CpuTensor,
+    out: &mut CpuTensor,
+) -> Result<()> {
     if w.mats != 1 || x.cols != w.cols || out.rows != x.rows || out.cols != w.rows {
         return Err(shape_err(
             "matmul",
@@ -123,16 +144,43 @@ pub fn matmul(pool: &Pool, w: &CpuWeight, x: &CpuTensor, out: &mut CpuTensor) ->
             ),
         ));
     }
-    let act = ActRows::new(w.ty, x.rows, x.cols, |t| x.row(t));
-    let cols = out.cols;
-    product(pool, w, 0, w.rows, &act, |t, r, v| {
-        out.data[t * cols + r] = v
+    let k = kernel(w)?;
+    let n = x.rows;
+    let stride = convert(pool, k, n, x.cols, |t| x.row(t), &mut buf.acts)?;
+    let acts = &buf.acts;
+    let per = rows_per_task(pool, w.rows, n);
+    if n == 1 {
+        pool.for_chunks(&mut out.data, per, |ci, o| {
+            task_rows(k, w, ci * per, acts, 1, stride, o)
+        });
+        return Ok(());
+    }
+    buf.acc.clear();
+    buf.acc.resize(w.rows * n, 0.0);
+    pool.for_chunks(&mut buf.acc, per * n, |ci, o| {
+        task_rows(k, w, ci * per, acts, n, stride, o)
     });
+    for (r, col) in buf.acc.chunks_exact(n).enumerate() {
+        for (t, &v) in col.iter().enumerate() {
+            out.data[t * w.rows + r] = v;
+        }
+    }
     Ok(())
+}
+
+/// Splits `rows` into about `rows / per` pieces that divide it evenly (so no task straddles
+/// two matrices): the piece size.
+fn even_piece(rows: usize, per: usize) -> usize {
+    let mut pieces = rows.div_ceil(per.max(1)).max(1);
+    while rows % pieces != 0 {
+        pieces += 1;
+    }
+    rows / pieces
 }
 
 pub fn matmul_groups(
     pool: &Pool,
+    buf: &mut Buffers,
     w: &CpuWeight,
     x: &CpuTensor,
     xs: Segments,
@@ -155,66 +203,208 @@ pub fn matmul_groups(
             ),
         ));
     }
+    let k = kernel(w)?;
+    let (n, groups) = (x.rows, w.mats);
+    // Activation row (g, t) = x[t, segment g], stored group-major.
+    let stride = convert(
+        pool,
+        k,
+        groups * n,
+        xs.len,
+        |i| {
+            let (g, t) = (i / n.max(1), i % n.max(1));
+            let a = g * xs.stride + xs.offset;
+            &x.row(t)[a..a + xs.len]
+        },
+        &mut buf.acts,
+    )?;
+    let acts = &buf.acts;
+    let per = even_piece(w.rows, rows_per_task(pool, w.rows * groups, n));
+    let pieces_per_group = w.rows / per;
+    buf.acc.clear();
+    buf.acc.resize(groups * w.rows * n, 0.0);
+    pool.for_chunks(&mut buf.acc, per * n, |ci, o| {
+        let (g, piece) = (ci / pieces_per_group, ci % pieces_per_group);
+        let first = g * w.rows + piece * per;
+        let a = &acts[g * n * stride..(g + 1) * n * stride];
+        task_rows(k, w, first, a, n, stride, o)
+    });
     let cols = out.cols;
-    for g in 0..w.mats {
-        let a = g * xs.stride + xs.offset;
-        let act = ActRows::new(w.ty, x.rows, xs.len, |t| &x.row(t)[a..a + xs.len]);
+    for g in 0..groups {
         let b = g * os.stride + os.offset;
-        product(pool, w, g * w.rows, w.rows, &act, |t, r, v| {
-            out.data[t * cols + b + r] = v
-        });
+        let block = &buf.acc[g * w.rows * n..(g + 1) * w.rows * n];
+        for (r, col) in block.chunks_exact(n).enumerate() {
+            for (t, &v) in col.iter().enumerate() {
+                out.data[t * cols + b + r] = v;
+            }
+        }
     }
     Ok(())
 }
 
+fn check_job(job: &ExpertJob<'_, CpuWeight>, x: &CpuTensor, out: &CpuTensor) -> Result<()> {
+    let (gate, up, down) = (job.gate, job.up, job.down);
+    if job.out_rows.len() != job.x_rows.len()
+        || gate.cols != x.cols
+        || up.cols != x.cols
+        || up.rows != gate.rows
+        || down.cols != gate.rows
+        || down.rows != out.cols
+    {
+        return Err(shape_err(
+            "moe_experts",
+            format!("expert {} does not fit {}×{}", gate.name, x.rows, x.cols),
+        ));
+    }
+    if let Some(&bad) = job
+        .x_rows
+        .iter()
+        .find(|&&r| r as usize >= x.rows)
+        .or_else(|| job.out_rows.iter().find(|&&r| r as usize >= out.rows))
+    {
+        return Err(shape_err("moe_experts", format!("row {bad} out of range")));
+    }
+    Ok(())
+}
+
+/// Routed experts: every job's gate and up projections in one parallel region, SwiGLU, then
+/// every job's down projection in a second region.
 pub fn moe_experts(
     pool: &Pool,
+    buf: &mut Buffers,
     jobs: &[ExpertJob<'_, CpuWeight>],
     x: &CpuTensor,
     out: &mut CpuTensor,
 ) -> Result<()> {
-    for job in jobs {
-        let (gate, up, down) = (job.gate, job.up, job.down);
-        let n = job.x_rows.len();
-        if job.out_rows.len() != n
-            || gate.cols != x.cols
-            || up.rows != gate.rows
-            || down.cols != gate.rows
-            || down.rows != out.cols
+    let jobs: Vec<&ExpertJob<'_, CpuWeight>> =
+        jobs.iter().filter(|j| !j.x_rows.is_empty()).collect();
+    let Some(first) = jobs.first() else {
+        return Ok(());
+    };
+    for job in &jobs {
+        check_job(job, x, out)?;
+        if job.gate.ty != first.gate.ty
+            || job.up.ty != first.up.ty
+            || job.down.ty != first.down.ty
+            || job.gate.rows != first.gate.rows
         {
             return Err(shape_err(
                 "moe_experts",
-                format!("expert {} does not fit {}×{}", gate.name, x.rows, x.cols),
+                "experts of one layer must share types and sizes".into(),
             ));
         }
-        if let Some(&bad) = job
-            .x_rows
-            .iter()
-            .chain(job.out_rows)
-            .find(|&&r| r as usize >= x.rows.max(out.rows))
-        {
-            return Err(shape_err("moe_experts", format!("row {bad} out of range")));
+    }
+    let (kg, ku, kd) = (kernel(first.gate)?, kernel(first.up)?, kernel(first.down)?);
+    let ff = first.gate.rows;
+    let n_embd = out.cols;
+    // Token offsets of each job in the stacked activation rows.
+    buf.offsets.clear();
+    let mut total = 0;
+    for job in &jobs {
+        buf.offsets.push(total);
+        total += job.x_rows.len();
+    }
+    let offsets = &buf.offsets;
+    let job_of = |i: usize| offsets.partition_point(|&o| o <= i) - 1;
+    let token = |i: usize| {
+        let j = job_of(i);
+        x.row(jobs[j].x_rows[i - offsets[j]] as usize)
+    };
+    let stride = convert(pool, kg, total, x.cols, token, &mut buf.acts)?;
+    // Gate and up usually share the activation format; convert again only if not.
+    let stride_up = if ku.act == kg.act {
+        stride
+    } else {
+        convert(pool, ku, total, x.cols, token, &mut buf.acts_up)?
+    };
+
+    // Gate and up: tasks (job, matrix, row piece); outputs [job][matrix][row][token].
+    let per = even_piece(ff, rows_per_task(pool, ff * 2 * jobs.len(), total));
+    buf.bounds.clear();
+    buf.bounds.push(0);
+    for job in &jobs {
+        for _ in 0..2 * (ff / per) {
+            let last = *buf.bounds.last().unwrap_or(&0);
+            buf.bounds.push(last + per * job.x_rows.len());
         }
-        let ff = gate.rows;
-        let act = ActRows::new(gate.ty, n, x.cols, |i| x.row(job.x_rows[i] as usize));
-        let mut g = vec![0f32; n * ff];
-        product(pool, gate, 0, ff, &act, |t, r, v| g[t * ff + r] = v);
-        let act = if up.ty == gate.ty {
-            act
+    }
+    buf.acc.clear();
+    buf.acc.resize(2 * ff * total, 0.0);
+    let pieces = ff / per;
+    let acts_gate = &buf.acts;
+    let acts_up = if ku.act == kg.act {
+        &buf.acts
+    } else {
+        &buf.acts_up
+    };
+    pool.for_ranges(&mut buf.acc, &buf.bounds, |i, o| {
+        let (j, rest) = (i / (2 * pieces), i % (2 * pieces));
+        let (m, piece) = (rest / pieces, rest % pieces);
+        let job = jobs[j];
+        let n = job.x_rows.len();
+        let (w, k, acts, st) = if m == 0 {
+            (job.gate, kg, acts_gate, stride)
         } else {
-            ActRows::new(up.ty, n, x.cols, |i| x.row(job.x_rows[i] as usize))
+            (job.up, ku, acts_up, stride_up)
         };
-        let mut h = vec![0f32; n * ff];
-        product(pool, up, 0, ff, &act, |t, r, v| h[t * ff + r] = v);
-        for (hv, &gv) in h.iter_mut().zip(&g) {
-            *hv *= gv / (1.0 + (-gv).exp());
+        let a = &acts[offsets[j] * st..(offsets[j] + n) * st];
+        task_rows(k, w, piece * per, a, n, st, o)
+    });
+
+    // SwiGLU into token-major rows, then convert for the down projection.
+    buf.hidden.clear();
+    buf.hidden.resize(total * ff, 0.0);
+    for (j, job) in jobs.iter().enumerate() {
+        let n = job.x_rows.len();
+        let base = 2 * ff * offsets[j];
+        let (g, u) = buf.acc[base..base + 2 * ff * n].split_at(ff * n);
+        for t in 0..n {
+            let h = &mut buf.hidden[(offsets[j] + t) * ff..(offsets[j] + t + 1) * ff];
+            for r in 0..ff {
+                let (gv, uv) = (g[r * n + t], u[r * n + t]);
+                h[r] = uv * (gv / (1.0 + (-gv).exp()));
+            }
         }
-        let act = ActRows::new(down.ty, n, ff, |i| &h[i * ff..(i + 1) * ff]);
-        let cols = out.cols;
-        let rows = job.out_rows;
-        product(pool, down, 0, down.rows, &act, |t, r, v| {
-            out.data[rows[t] as usize * cols + r] = v
-        });
+    }
+    let hidden = &buf.hidden;
+    let stride2 = convert(
+        pool,
+        kd,
+        total,
+        ff,
+        |i| &hidden[i * ff..(i + 1) * ff],
+        &mut buf.acts2,
+    )?;
+
+    // Down: tasks (job, row piece); outputs [job][row][token].
+    let per = even_piece(n_embd, rows_per_task(pool, n_embd * jobs.len(), total));
+    let pieces = n_embd / per;
+    buf.bounds.clear();
+    buf.bounds.push(0);
+    for job in &jobs {
+        for _ in 0..pieces {
+            let last = *buf.bounds.last().unwrap_or(&0);
+            buf.bounds.push(last + per * job.x_rows.len());
+        }
+    }
+    buf.acc.clear();
+    buf.acc.resize(n_embd * total, 0.0);
+    let acts2 = &buf.acts2;
+    pool.for_ranges(&mut buf.acc, &buf.bounds, |i, o| {
+        let (j, piece) = (i / pieces, i % pieces);
+        let job = jobs[j];
+        let n = job.x_rows.len();
+        let a = &acts2[offsets[j] * stride2..(offsets[j] + n) * stride2];
+        task_rows(kd, job.down, piece * per, a, n, stride2, o)
+    });
+    for (j, job) in jobs.iter().enumerate() {
+        let n = job.x_rows.len();
+        let block = &buf.acc[n_embd * offsets[j]..n_embd * (offsets[j] + n)];
+        for (r, col) in block.chunks_exact(n).enumerate() {
+            for (t, &v) in col.iter().enumerate() {
+                out.data[job.out_rows[t] as usize * n_embd + r] = v;
+            }
+        }
     }
     Ok(())
 }

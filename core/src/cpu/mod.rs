@@ -55,6 +55,8 @@ impl CpuWeight {
 /// The CPU backend.
 pub struct CpuBackend {
     pool: Pool,
+    /// Scratch memory of the matrix products (one op runs at a time per backend).
+    buffers: std::sync::Mutex<matmul::Buffers>,
 }
 
 impl CpuBackend {
@@ -62,11 +64,16 @@ impl CpuBackend {
     pub fn new(threads: usize) -> Result<Self> {
         Ok(Self {
             pool: Pool::new(threads)?,
+            buffers: Default::default(),
         })
     }
 
     pub fn threads(&self) -> usize {
         self.pool.threads()
+    }
+
+    fn buffers(&self) -> std::sync::MutexGuard<'_, matmul::Buffers> {
+        self.buffers.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -80,7 +87,11 @@ impl Backend for CpuBackend {
     type Cache = CpuCache;
 
     fn describe(&self) -> String {
-        format!("cpu ({} threads)", self.threads())
+        format!(
+            "cpu ({} threads, {})",
+            self.threads(),
+            kernels::active_isa().name()
+        )
     }
 
     fn load_weight(&self, w: WeightData) -> Result<CpuWeight> {
@@ -178,7 +189,7 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&self, w: &CpuWeight, x: &CpuTensor, out: &mut CpuTensor) -> Result<()> {
-        matmul::matmul(&self.pool, w, x, out)
+        matmul::matmul(&self.pool, &mut self.buffers(), w, x, out)
     }
 
     fn matmul_groups(
@@ -189,7 +200,7 @@ impl Backend for CpuBackend {
         out: &mut CpuTensor,
         out_seg: Segments,
     ) -> Result<()> {
-        matmul::matmul_groups(&self.pool, w, x, x_seg, out, out_seg)
+        matmul::matmul_groups(&self.pool, &mut self.buffers(), w, x, x_seg, out, out_seg)
     }
 
     fn rope(
@@ -244,7 +255,16 @@ impl Backend for CpuBackend {
         p: &AttnParams,
         out: &mut CpuTensor,
     ) -> Result<()> {
-        attention::attention(&self.pool, cache, layer, q, start, p, out)
+        attention::attention(
+            &self.pool,
+            &mut self.buffers().attn,
+            cache,
+            layer,
+            q,
+            start,
+            p,
+            out,
+        )
     }
 
     fn swiglu(&self, gate: &CpuTensor, up: &CpuTensor, out: &mut CpuTensor) -> Result<()> {
@@ -277,7 +297,7 @@ impl Backend for CpuBackend {
         x: &CpuTensor,
         out: &mut CpuTensor,
     ) -> Result<()> {
-        matmul::moe_experts(&self.pool, jobs, x, out)
+        matmul::moe_experts(&self.pool, &mut self.buffers(), jobs, x, out)
     }
 
     fn moe_combine(

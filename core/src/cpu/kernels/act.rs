@@ -25,8 +25,23 @@ use crate::{Error, Result};
 use half::f16;
 
 /// Converts the f32 row `x` to activation format `act` (Q8_0, Q8_1, Q8_K, F16, BF16 or F32),
-/// writing `act`'s row bytes for `x.len()` elements into `out`.
+/// writing `act`'s row bytes for `x.len()` elements into `out`. Uses the active ISA's
+/// converter where it has one (same bytes as the scalar one).
 pub fn quantize_activation(act: GgmlType, x: &[f32], out: &mut [u8]) -> Result<()> {
+    quantize_activation_isa(super::active_isa(), act, x, out)
+}
+
+/// [`quantize_activation`] with the portable converters only (the reference).
+pub fn quantize_activation_scalar(act: GgmlType, x: &[f32], out: &mut [u8]) -> Result<()> {
+    quantize_activation_isa(super::Isa::Scalar, act, x, out)
+}
+
+pub(crate) fn quantize_activation_isa(
+    isa: super::Isa,
+    act: GgmlType,
+    x: &[f32],
+    out: &mut [u8],
+) -> Result<()> {
     let convert: fn(&[f32], &mut [u8]) = match act {
         GgmlType::Q8_0 => q8_0,
         GgmlType::Q8_1 => q8_1,
@@ -41,6 +56,11 @@ pub fn quantize_activation(act: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(
         }
     };
     check_len(act, x.len(), out.len(), "activation output")?;
+    #[cfg(target_arch = "x86_64")]
+    if isa == super::Isa::Avx2 && super::x86::quantize(act, x, out) {
+        return Ok(());
+    }
+    let _ = isa;
     convert(x, out);
     Ok(())
 }

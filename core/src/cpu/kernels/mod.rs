@@ -27,28 +27,45 @@
 //!   activations with `ggml_quantize_mat_*`; the llamafile sgemm path may also take over
 //!   multi-token matmuls. All of these use the same activation formats as this table.
 //!
-//! # Extension point for SIMD
+//! # Vectorised kernels
 //!
 //! Every entry carries the portable [`DotKernel::scalar`] function, the oracle for tests, and
-//! [`DotKernel::vec_dot`], the function callers use. Today they are the same; a SIMD module can
-//! build a second table at start-up (after feature detection) whose `vec_dot` points at
-//! intrinsics and have [`dot_kernel`] return from it, without changing callers. The scalar
-//! files forbid `unsafe`; only such a SIMD module would need it.
+//! [`DotKernel::vec_dot`] / [`DotKernel::multi`], the functions callers use. At first use the
+//! backend picks one instruction set ([`Isa`]): AVX2 (+FMA, F16C) on x86-64 when the CPU has
+//! it, NEON on aarch64, simd128 on wasm32 when compiled with it, else the scalar table. The
+//! environment variable `SLUICE_CPU_ISA=scalar` forces the portable kernels (for A/B runs).
+//! Only the per-ISA modules contain `unsafe`, each behind safe, length-clamping functions.
+//!
+//! ## How close a vectorised kernel is to the scalar one
+//!
+//! Both compute the same exact integer sums (per block or sub-block, in i32), so they differ
+//! only in how the float terms `d_w·d_a·Σ…` are rounded and added: in eight SIMD lanes
+//! (per-lane FMA, lanes added at the end) instead of ggml's order. For a row of `B` blocks the
+//! difference is bounded by the summation error of the terms in two orders,
+//! `|simd − scalar| ≤ 2·(B + 8)·2⁻²⁴·Σ_blocks(|d_w·d_a|·Σ|scale·code·q| + |dmin·d_a|·Σ|min·bsum|)`;
+//! the tests check this bound with Σ|w·a| of the dequantized operands (the same quantity up to
+//! the formats' min terms) and a margin for those.
 
 mod act;
 mod dot_float;
 mod dot_iquants;
 mod dot_kquants;
 mod dot_legacy;
+mod isa;
 mod store;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
+#[cfg(test)]
+mod simd_tests;
 #[cfg(test)]
 mod tests;
 
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 
-pub use act::quantize_activation;
+pub use act::{quantize_activation, quantize_activation_scalar};
+pub use isa::{active_isa, dot_kernel, kernels_for, Isa};
 pub use store::quantize_row;
 
 /// Dot product of `n` elements: a weight row (raw blocks of the weight type) with an activation
@@ -59,14 +76,22 @@ pub use store::quantize_row;
 /// whole blocks present in both.
 pub type VecDotFn = fn(n: usize, weight_row: &[u8], act_row: &[u8]) -> f32;
 
+/// One weight row with several activation rows: `out[r] = weight_row · act_rows[r·stride..]`
+/// for `r < out.len()`. Vectorised versions decode each weight block once for all rows.
+/// Out-of-range activation rows are never read (the sums then cover the blocks present).
+pub type VecDotMultiFn =
+    fn(n: usize, weight_row: &[u8], act_rows: &[u8], stride: usize, out: &mut [f32]);
+
 /// How the CPU multiplies a row of weights of one type with an activation row.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct DotKernel {
     pub weight: GgmlType,
     /// vec_dot_type: Q8_0, Q8_1, Q8_K, F16, BF16 or F32.
     pub act: GgmlType,
-    /// The dot product to call (today the portable one; see the module docs).
+    /// The dot product to call (vectorised where the ISA has one; see the module docs).
     pub vec_dot: VecDotFn,
+    /// One weight row times several activation rows.
+    pub multi: VecDotMultiFn,
     /// The portable scalar implementation, kept as the reference for faster variants.
     pub scalar: VecDotFn,
 }
@@ -101,6 +126,7 @@ macro_rules! kernels {
                 weight: GgmlType::$weight,
                 act: GgmlType::$act,
                 vec_dot: $f,
+                multi: |n, w, a, stride, out| multi_by_rows($f, n, w, a, stride, out),
                 scalar: $f,
             }, )*
         ];
@@ -138,8 +164,41 @@ kernels! {
     IQ1_M => Q8_K, dot_iquants::dot_iq1_m;
 }
 
-/// The kernel for weights of type `weight`, or `None` if the CPU cannot multiply that type
-/// (activation-only formats, integer types, removed ids).
-pub fn dot_kernel(weight: GgmlType) -> Option<&'static DotKernel> {
-    KERNELS.iter().find(|k| k.weight == weight)
+/// Decodes one row of `ty` (`out.len()` values) to f32, vectorised for F16 where the active ISA
+/// can (same values: the conversion is exact).
+pub fn row_to_f32(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if ty == GgmlType::F16
+        && active_isa() == Isa::Avx2
+        && bytes.len() == 2 * out.len()
+        && x86::f16_row(bytes, out)
+    {
+        return Ok(());
+    }
+    ty.dequantize(bytes, out)
+}
+
+/// `acc[i] += a·x[i]` over the common length (FMA on the vectorised ISAs, so the last bit may
+/// differ from the scalar loop's separate multiply and add).
+pub fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if active_isa() == Isa::Avx2 && x86::axpy(acc, a, x) {
+        return;
+    }
+    acc.iter_mut().zip(x).for_each(|(o, &v)| *o += a * v);
+}
+
+/// [`VecDotMultiFn`] from a single-row kernel: one call per activation row.
+pub(crate) fn multi_by_rows(
+    f: VecDotFn,
+    n: usize,
+    w: &[u8],
+    a: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) {
+    for (r, o) in out.iter_mut().enumerate() {
+        let start = (r * stride).min(a.len());
+        *o = f(n, w, &a[start..]);
+    }
 }

@@ -6,10 +6,10 @@ use crate::quant::TYPES;
 use half::{bf16, f16};
 
 /// SplitMix64: a tiny deterministic generator for test data.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -17,15 +17,15 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
+    pub(super) fn unit(&mut self) -> f32 {
         (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
+    pub(super) fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
 
-fn dequant(ty: GgmlType, bytes: &[u8], n: usize) -> Vec<f32> {
+pub(super) fn dequant(ty: GgmlType, bytes: &[u8], n: usize) -> Vec<f32> {
     let mut out = vec![0.0; n];
     ty.dequantize(bytes, &mut out).expect("whole blocks");
     out
@@ -33,7 +33,7 @@ fn dequant(ty: GgmlType, bytes: &[u8], n: usize) -> Vec<f32> {
 
 /// A random weight row of `n` elements whose values are all finite: random block bytes, with
 /// any block that decodes to a non-finite value (a NaN/inf scale) drawn again.
-fn random_weights(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
+pub(super) fn random_weights(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
     let info = ty.info().expect("known type");
     let (elems, size) = (info.block_elems as usize, info.block_bytes as usize);
     if elems == 1 {

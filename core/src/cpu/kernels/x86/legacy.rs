@@ -1,0 +1,147 @@
+//! AVX2 dot products of the 32-element-block formats with Q8_0 / Q8_1 activations: Q8_0, Q4_0,
+//! Q4_1, Q5_0, Q5_1, IQ4_NL.
+//!
+//! Per block: the weight codes become 32 signed (or unsigned) bytes, the exact integer dot with
+//! the activation codes lands in eight i32 lanes, and `d_w·d_a` times those lanes (converted
+//! to f32) is added to eight f32 lane sums with FMA; the lanes are added at the end of the row.
+//! Each kernel takes `N` activation rows and decodes every weight block once for all of them.
+
+use super::util::*;
+use crate::quant::grids::KVALUES_IQ4NL;
+use std::arch::x86_64::*;
+
+const Q8_0: usize = 34;
+const Q8_1: usize = 36;
+
+/// The kernel body shared by the formats whose block decodes to 32 signed codes and whose
+/// activation is Q8_0: `decode(x)` → (codes, weight scale).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn signed_blocks<const N: usize>(
+    nb: usize,
+    w: *const u8,
+    block: usize,
+    y: [*const u8; N],
+    decode: impl Fn(*const u8) -> (__m256i, f32),
+) -> [f32; N] {
+    // Two accumulators per row (even and odd blocks) halve the FMA latency chain.
+    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    let step = |acc: &mut [[__m256; 2]; N], b: usize, half: usize| {
+        let (codes, dw) = decode(w.add(b * block));
+        let abs = _mm256_sign_epi8(codes, codes);
+        for j in 0..N {
+            let yb = y[j].add(b * Q8_0);
+            let yq = _mm256_sign_epi8(ld256(yb.add(2)), codes);
+            let sum = _mm256_madd_epi16(_mm256_maddubs_epi16(abs, yq), _mm256_set1_epi16(1));
+            let d = _mm256_set1_ps(dw * rd_f16(yb));
+            acc[j][half] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j][half]);
+        }
+    };
+    let mut b = 0;
+    while b + 1 < nb {
+        step(&mut acc, b, 0);
+        step(&mut acc, b + 1, 1);
+        b += 2;
+    }
+    if b < nb {
+        step(&mut acc, b, 0);
+    }
+    acc.map(|a| hsum_ps(_mm256_add_ps(a[0], a[1])))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q8_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+    signed_blocks(nb, w, 34, y, |x| (ld256(x.add(2)), rd_f16(x)))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q4_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+    signed_blocks(nb, w, 18, y, |x| {
+        let codes = _mm256_sub_epi8(nibbles(x.add(2)), _mm256_set1_epi8(8));
+        (codes, rd_f16(x))
+    })
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn iq4_nl<const N: usize>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
+    let table = _mm256_broadcastsi128_si256(ld128(KVALUES_IQ4NL.as_ptr() as *const u8));
+    signed_blocks(nb, w, 18, y, |x| {
+        (_mm256_shuffle_epi8(table, nibbles(x.add(2))), rd_f16(x))
+    })
+}
+
+/// Bytes with value 16 where bit j of `bits` is set (the fifth bit of Q5 codes).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn fifth_bits(bits: u32) -> __m256i {
+    // signs_from_bits gives −1 (0xff) where set and +1 elsewhere; keep 16 where 0xff.
+    let s = signs_from_bits(bits);
+    _mm256_and_si256(
+        _mm256_cmpeq_epi8(s, _mm256_set1_epi8(-1)),
+        _mm256_set1_epi8(16),
+    )
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q5_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+    signed_blocks(nb, w, 22, y, |x| {
+        let u = _mm256_or_si256(nibbles(x.add(6)), fifth_bits(rd_u32(x.add(2))));
+        (_mm256_sub_epi8(u, _mm256_set1_epi8(16)), rd_f16(x))
+    })
+}
+
+/// Q4_1 / Q5_1 with Q8_1 activations: unsigned codes, `Σ d_w·d_a·Σu·q + m_w·s_a`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn unsigned_blocks<const N: usize>(
+    nb: usize,
+    w: *const u8,
+    block: usize,
+    y: [*const u8; N],
+    decode: impl Fn(*const u8) -> __m256i,
+) -> [f32; N] {
+    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    let mut mins = [0.0f32; N];
+    let step = |acc: &mut [[__m256; 2]; N], mins: &mut [f32; N], b: usize, half: usize| {
+        let x = w.add(b * block);
+        let u = decode(x);
+        let (dw, mw) = (rd_f16(x), rd_f16(x.add(2)));
+        for j in 0..N {
+            let yb = y[j].add(b * Q8_1);
+            let sum = dot_u8_lanes(u, ld256(yb.add(4)));
+            let d = _mm256_set1_ps(dw * rd_f16(yb));
+            acc[j][half] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j][half]);
+            mins[j] += mw * rd_f16(yb.add(2));
+        }
+    };
+    let mut b = 0;
+    while b + 1 < nb {
+        step(&mut acc, &mut mins, b, 0);
+        step(&mut acc, &mut mins, b + 1, 1);
+        b += 2;
+    }
+    if b < nb {
+        step(&mut acc, &mut mins, b, 0);
+    }
+    let mut out = [0.0f32; N];
+    for j in 0..N {
+        out[j] = hsum_ps(_mm256_add_ps(acc[j][0], acc[j][1])) + mins[j];
+    }
+    out
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q4_1<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+    unsigned_blocks(nb, w, 20, y, |x| nibbles(x.add(4)))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q5_1<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+    unsigned_blocks(nb, w, 24, y, |x| {
+        _mm256_or_si256(nibbles(x.add(8)), fifth_bits(rd_u32(x.add(4))))
+    })
+}

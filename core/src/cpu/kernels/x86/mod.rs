@@ -1,0 +1,233 @@
+//! x86-64 kernels (AVX2 + FMA + F16C), chosen at run time by feature detection.
+//!
+//! The intrinsics live in `util`, `legacy`, `kquants`, `iquants` and `act` as `unsafe`
+//! functions over raw pointers. This module is the only way in: safe functions with the
+//! [`VecDotFn`](super::VecDotFn) / [`VecDotMultiFn`](super::VecDotMultiFn) signatures that
+//! (1) check that the CPU has the features (a cached flag; otherwise they run the scalar
+//! kernel), and (2) clamp the block count to what both slices hold, so no pointer read can go
+//! past a slice whatever the caller passes.
+
+mod act;
+mod iquants;
+mod kquants;
+mod legacy;
+mod util;
+
+use super::{DotKernel, VecDotFn, VecDotMultiFn};
+use crate::quant::GgmlType;
+use std::sync::OnceLock;
+
+/// Whether this CPU runs the kernels of this module.
+pub(crate) fn available() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    })
+}
+
+/// Whole blocks present in a weight row and in `n_acts` activation rows `stride` bytes apart.
+#[inline(always)]
+fn blocks(
+    n: usize,
+    elems: usize,
+    w: &[u8],
+    w_block: usize,
+    a: &[u8],
+    a_block: usize,
+    stride: usize,
+    n_acts: usize,
+) -> usize {
+    let want = n / elems;
+    let in_w = w.len() / w_block;
+    let last = (n_acts.max(1) - 1) * stride;
+    let in_a = a.len().saturating_sub(last) / a_block;
+    want.min(in_w).min(in_a)
+}
+
+/// Stamps out the safe single-row and multi-row wrappers of a `<const N>` kernel.
+macro_rules! wrap {
+    ($mod_:ident :: $f:ident, $elems:expr, $wblock:expr, $ablock:expr, $scalar:path) => {
+        pub(super) mod $f {
+            use super::*;
+
+            pub(crate) fn dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
+                if !available() {
+                    return $scalar(n, w, a);
+                }
+                let nb = blocks(n, $elems, w, $wblock, a, $ablock, 0, 1);
+                // SAFETY: the features are present; `nb` blocks fit in both slices.
+                unsafe { $mod_::$f::<1>(nb, w.as_ptr(), [a.as_ptr()])[0] }
+            }
+
+            pub(crate) fn multi(n: usize, w: &[u8], a: &[u8], stride: usize, out: &mut [f32]) {
+                let rows = out.len();
+                if !available() {
+                    for (r, o) in out.iter_mut().enumerate() {
+                        let start = (r * stride).min(a.len());
+                        *o = $scalar(n, w, &a[start..]);
+                    }
+                    return;
+                }
+                let nb = blocks(n, $elems, w, $wblock, a, $ablock, stride, rows);
+                let p = |r: usize| a.as_ptr().wrapping_add(r * stride);
+                let mut r = 0;
+                // SAFETY: as above, for every row r < rows (checked through the last row).
+                unsafe {
+                    while r + 4 <= rows {
+                        let v =
+                            $mod_::$f::<4>(nb, w.as_ptr(), [p(r), p(r + 1), p(r + 2), p(r + 3)]);
+                        out[r..r + 4].copy_from_slice(&v);
+                        r += 4;
+                    }
+                    if r + 2 <= rows {
+                        let v = $mod_::$f::<2>(nb, w.as_ptr(), [p(r), p(r + 1)]);
+                        out[r..r + 2].copy_from_slice(&v);
+                        r += 2;
+                    }
+                    if r < rows {
+                        out[r] = $mod_::$f::<1>(nb, w.as_ptr(), [p(r)])[0];
+                    }
+                }
+            }
+        }
+    };
+}
+
+use super::{dot_iquants as si, dot_kquants as sk, dot_legacy as sl};
+
+wrap!(legacy::q8_0, 32, 34, 34, sl::dot_q8_0);
+wrap!(legacy::q4_0, 32, 18, 34, sl::dot_q4_0);
+wrap!(legacy::q4_1, 32, 20, 36, sl::dot_q4_1);
+wrap!(legacy::q5_0, 32, 22, 34, sl::dot_q5_0);
+wrap!(legacy::q5_1, 32, 24, 36, sl::dot_q5_1);
+wrap!(legacy::iq4_nl, 32, 18, 34, sl::dot_iq4_nl);
+wrap!(kquants::q2_k, 256, 84, 292, sk::dot_q2_k);
+wrap!(kquants::q3_k, 256, 110, 292, sk::dot_q3_k);
+wrap!(kquants::q4_k, 256, 144, 292, sk::dot_q4_k);
+wrap!(kquants::q5_k, 256, 176, 292, sk::dot_q5_k);
+wrap!(kquants::q6_k, 256, 210, 292, sk::dot_q6_k);
+wrap!(kquants::iq4_xs, 256, 136, 292, sk::dot_iq4_xs);
+wrap!(iquants::iq2_xxs, 256, 66, 292, si::dot_iq2_xxs);
+wrap!(iquants::iq2_xs, 256, 74, 292, si::dot_iq2_xs);
+wrap!(iquants::iq2_s, 256, 82, 292, si::dot_iq2_s);
+wrap!(iquants::iq3_xxs, 256, 98, 292, si::dot_iq3_xxs);
+wrap!(iquants::iq3_s, 256, 110, 292, si::dot_iq3_s);
+wrap!(iquants::iq1_s, 256, 50, 292, si::dot_iq1_s);
+wrap!(iquants::iq1_m, 256, 56, 292, si::dot_iq1_m);
+
+fn dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    if !available() {
+        return super::dot_float::dot_f32(n, w, a);
+    }
+    let n = n.min(w.len() / 4).min(a.len() / 4);
+    // SAFETY: features present; n elements fit in both slices.
+    unsafe { act::dot_f32(n, w.as_ptr(), a.as_ptr()) }
+}
+
+fn dot_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    if !available() {
+        return super::dot_float::dot_f16(n, w, a);
+    }
+    let n = n.min(w.len() / 2).min(a.len() / 2);
+    // SAFETY: features present; n elements fit in both slices.
+    unsafe { act::dot_f16(n, w.as_ptr(), a.as_ptr()) }
+}
+
+fn multi_f32(n: usize, w: &[u8], a: &[u8], stride: usize, out: &mut [f32]) {
+    super::multi_by_rows(dot_f32, n, w, a, stride, out)
+}
+
+fn multi_f16(n: usize, w: &[u8], a: &[u8], stride: usize, out: &mut [f32]) {
+    super::multi_by_rows(dot_f16, n, w, a, stride, out)
+}
+
+/// The x86 dot product (single and multi-row) for a weight type, if this module has one.
+pub(super) fn dot_for(weight: GgmlType) -> Option<(VecDotFn, Option<VecDotMultiFn>)> {
+    macro_rules! pick {
+        ($f:ident) => {
+            Some(($f::dot as VecDotFn, Some($f::multi as VecDotMultiFn)))
+        };
+    }
+    match weight {
+        GgmlType::F32 => Some((dot_f32 as VecDotFn, Some(multi_f32 as VecDotMultiFn))),
+        GgmlType::F16 => Some((dot_f16 as VecDotFn, Some(multi_f16 as VecDotMultiFn))),
+        GgmlType::Q8_0 => pick!(q8_0),
+        GgmlType::Q4_0 => pick!(q4_0),
+        GgmlType::Q4_1 => pick!(q4_1),
+        GgmlType::Q5_0 => pick!(q5_0),
+        GgmlType::Q5_1 => pick!(q5_1),
+        GgmlType::IQ4_NL => pick!(iq4_nl),
+        GgmlType::Q2_K => pick!(q2_k),
+        GgmlType::Q3_K => pick!(q3_k),
+        GgmlType::Q4_K => pick!(q4_k),
+        GgmlType::Q5_K => pick!(q5_k),
+        GgmlType::Q6_K => pick!(q6_k),
+        GgmlType::IQ4_XS => pick!(iq4_xs),
+        GgmlType::IQ2_XXS => pick!(iq2_xxs),
+        GgmlType::IQ2_XS => pick!(iq2_xs),
+        GgmlType::IQ2_S => pick!(iq2_s),
+        GgmlType::IQ3_XXS => pick!(iq3_xxs),
+        GgmlType::IQ3_S => pick!(iq3_s),
+        GgmlType::IQ1_S => pick!(iq1_s),
+        GgmlType::IQ1_M => pick!(iq1_m),
+        _ => None,
+    }
+}
+
+/// The x86 activation converter for `act`, if this module has one. The caller has checked
+/// that `out` holds exactly `x.len()` elements of `act`.
+pub(super) fn quantize(act: GgmlType, x: &[f32], out: &mut [u8]) -> bool {
+    if !available() {
+        return false;
+    }
+    // SAFETY: features present; the converters iterate over whole chunks of both slices.
+    unsafe {
+        match act {
+            GgmlType::Q8_0 => act::quantize_q8_0(x, out),
+            GgmlType::Q8_1 => act::quantize_q8_1(x, out),
+            GgmlType::Q8_K => act::quantize_q8_k(x, out),
+            GgmlType::F16 if out.len() >= 2 * x.len() => act::to_f16(x, out),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// F16 bytes → f32 (the caller has checked that `src` holds `dst.len()` values).
+pub(super) fn f16_row(src: &[u8], dst: &mut [f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    let n = dst.len().min(src.len() / 2);
+    // SAFETY: features present; n values fit in both slices.
+    unsafe { act::f16_to_f32_row(n, src.as_ptr(), dst.as_mut_ptr()) };
+    true
+}
+
+/// `acc += a·x`.
+pub(super) fn axpy(acc: &mut [f32], a: f32, x: &[f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    let n = acc.len().min(x.len());
+    // SAFETY: features present; n values fit in both slices.
+    unsafe { act::axpy(n, acc.as_mut_ptr(), a, x.as_ptr()) };
+    true
+}
+
+/// The kernel table of this module: the scalar table with the vectorised entries swapped in.
+pub(super) fn table(scalar: &[DotKernel]) -> Vec<DotKernel> {
+    scalar
+        .iter()
+        .map(|k| match dot_for(k.weight) {
+            Some((dot, multi)) => DotKernel {
+                vec_dot: dot,
+                multi: multi.unwrap_or(k.multi),
+                ..*k
+            },
+            None => DotKernel { ..*k },
+        })
+        .collect()
+}

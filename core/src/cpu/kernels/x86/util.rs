@@ -1,0 +1,227 @@
+//! Small AVX2 building blocks shared by the x86 kernels: unaligned loads through raw pointers,
+//! f16 widening, horizontal sums, the signed 8-bit dot product and the per-16-element scale
+//! vectors of the super-block formats.
+//!
+//! Every function here is `unsafe`: callers guarantee that the CPU has AVX2, FMA and F16C and
+//! that each pointer is valid for the bytes read.
+
+use std::arch::x86_64::*;
+
+#[inline(always)]
+pub(super) unsafe fn ld256(p: *const u8) -> __m256i {
+    _mm256_loadu_si256(p as *const __m256i)
+}
+
+#[inline(always)]
+pub(super) unsafe fn ld128(p: *const u8) -> __m128i {
+    _mm_loadu_si128(p as *const __m128i)
+}
+
+#[inline(always)]
+pub(super) unsafe fn rd_u16(p: *const u8) -> u16 {
+    (p as *const u16).read_unaligned()
+}
+
+#[inline(always)]
+pub(super) unsafe fn rd_u32(p: *const u8) -> u32 {
+    (p as *const u32).read_unaligned()
+}
+
+#[inline(always)]
+pub(super) unsafe fn rd_u64(p: *const u8) -> u64 {
+    (p as *const u64).read_unaligned()
+}
+
+#[inline(always)]
+pub(super) unsafe fn rd_f32(p: *const u8) -> f32 {
+    f32::from_bits(rd_u32(p))
+}
+
+/// IEEE binary16 bits → f32 (exact), in general-purpose registers.
+///
+/// Not `vcvtph2ps`: when only one lane is needed LLVM turns the load into `vpinsrw` into
+/// whatever register is free, often a loop accumulator, which chains every block's scale
+/// conversion to the previous block's FMA. Normals move their exponent and mantissa into
+/// place with integer adds; subnormals are `m·2⁻²⁴` (exact, and no subnormal float operand,
+/// which would cost a microcode assist); infinities and NaNs keep an all-ones exponent.
+#[inline(always)]
+pub(super) fn f16_to_f32(h: u16) -> f32 {
+    let h = h as u32;
+    let em = h & 0x7fff;
+    let magnitude = if em < 0x0400 {
+        em as f32 * f32::from_bits(0x3380_0000) // 2⁻²⁴
+    } else if em < 0x7c00 {
+        f32::from_bits((em << 13) + (112 << 23))
+    } else {
+        f32::from_bits((em << 13) | 0x7f80_0000)
+    };
+    f32::from_bits(magnitude.to_bits() | (h & 0x8000) << 16)
+}
+
+#[inline(always)]
+pub(super) unsafe fn rd_f16(p: *const u8) -> f32 {
+    f16_to_f32(rd_u16(p))
+}
+
+/// Σ of the 8 lanes, pairwise: (l0+l4 + l2+l6) + (l1+l5 + l3+l7).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(super) unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
+}
+
+/// `Σ u·b` of unsigned `u` (≤ 128) and signed `b` bytes in 32-bit lanes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(super) unsafe fn dot_u8_lanes(u: __m256i, b: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, b), _mm256_set1_epi16(1))
+}
+
+/// The two 128-bit halves of a 16 × i16 vector, each broadcast to both lanes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(super) unsafe fn split_scales(s16: __m256i) -> [__m256i; 2] {
+    [
+        _mm256_permute2x128_si256(s16, s16, 0x00),
+        _mm256_permute2x128_si256(s16, s16, 0x11),
+    ]
+}
+
+/// Shuffle masks picking i16 scale `2k` into the low 8 lanes and `2k + 1` into the high 8
+/// lanes (k < 4, within one broadcast half).
+const SCALE_PICK: [[u8; 32]; 4] = scale_pick();
+
+const fn scale_pick() -> [[u8; 32]; 4] {
+    let mut m = [[0u8; 32]; 4];
+    let mut k = 0;
+    while k < 4 {
+        let mut i = 0;
+        while i < 16 {
+            m[k][i] = (4 * k + i % 2) as u8;
+            m[k][16 + i] = (4 * k + 2 + i % 2) as u8;
+            i += 1;
+        }
+        k += 1;
+    }
+    m
+}
+
+/// For the 32-element chunk `k` (< 8) of a super-block with 16 per-16-element scales (split by
+/// [`split_scales`]): the i16 multiplier vector for `maddubs` output (8 pair lanes per group).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(super) unsafe fn chunk_scales(halves: &[__m256i; 2], k: usize) -> __m256i {
+    let pick = ld256(SCALE_PICK[k % 4].as_ptr());
+    _mm256_shuffle_epi8(halves[k / 4], pick)
+}
+
+/// Two 16-element groups with i16 scales `a` (low 8 pair lanes) and `b` (high 8).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(super) unsafe fn two_scales(a: i16, b: i16) -> __m256i {
+    _mm256_set_m128i(_mm_set1_epi16(b), _mm_set1_epi16(a))
+}
+
+/// 16 nibbles → 32 bytes: low nibbles in the first 16, high nibbles in the last 16.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(super) unsafe fn nibbles(p: *const u8) -> __m256i {
+    let q = ld128(p);
+    let both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
+}
+
+/// Bytes `±1` from 32 sign bits (bit j set → byte j = −1).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(super) unsafe fn signs_from_bits(bits: u32) -> __m256i {
+    let v = _mm256_set1_epi32(bits as i32);
+    let spread = _mm256_shuffle_epi8(
+        v,
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    _mm256_or_si256(set, _mm256_set1_epi8(1))
+}
+
+/// The ksigns table expanded to ±1 bytes: entry i has byte j = −1 where bit j of
+/// `KSIGNS_IQ2XS[i]` is set, +1 elsewhere.
+pub(super) static SIGNS64: [u64; 128] = signs64();
+
+const fn signs64() -> [u64; 128] {
+    let mut t = [0u64; 128];
+    let mut i = 0;
+    while i < 128 {
+        let parity = (i as u32).count_ones() & 1;
+        let k = i as u32 | (parity << 7);
+        let mut v = 0u64;
+        let mut j = 0;
+        while j < 8 {
+            let byte: u64 = if (k >> j) & 1 != 0 { 0xff } else { 0x01 };
+            v |= byte << (8 * j);
+            j += 1;
+        }
+        t[i] = v;
+        i += 1;
+    }
+    t
+}
+
+/// Four 7-bit ksigns indices packed at bits 0, 7, 14, 21 → 32 sign bytes (±1).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(super) unsafe fn ksigns_x4(aux: u32) -> __m256i {
+    _mm256_set_epi64x(
+        SIGNS64[((aux >> 21) & 127) as usize] as i64,
+        SIGNS64[((aux >> 14) & 127) as usize] as i64,
+        SIGNS64[((aux >> 7) & 127) as usize] as i64,
+        SIGNS64[(aux & 127) as usize] as i64,
+    )
+}
+
+/// Entry `i` of a grid of 8-byte entries, as a little-endian u64 (the caller keeps `i` in
+/// range).
+#[inline(always)]
+pub(super) unsafe fn grid_entry<T>(grid: &[[T; 8]], i: usize) -> u64 {
+    rd_u64(grid.as_ptr().add(i) as *const u8)
+}
+
+/// Four 8-byte grid entries (as little-endian u64) → one vector.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(super) unsafe fn grid_x4(g: [u64; 4]) -> __m256i {
+    _mm256_set_epi64x(g[3] as i64, g[2] as i64, g[1] as i64, g[0] as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn f16_conversion_is_exact_for_every_value() {
+        for h in 0..=u16::MAX {
+            let want = half::f16::from_bits(h).to_f32();
+            let got = super::f16_to_f32(h);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{h:#06x}: {got} vs {want}"
+            );
+        }
+    }
+}
