@@ -41,6 +41,8 @@ pub struct PerplexityArgs {
     /// Logical batch size (accepted for compatibility).
     #[arg(short = 'b', long = "batch-size")]
     pub batch_size: Option<usize>,
+    #[command(flatten)]
+    pub experts: crate::expert_cache::ExpertCacheArgs,
 }
 
 /// Entry point of `sluice perplexity`.
@@ -62,10 +64,11 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
         }
     }
     let text = std::fs::read_to_string(file).with_context(|| format!("-f {file}"))?;
-    let loaded = crate::load::load(
+    let loaded = crate::load::load_with(
         &args.model,
         crate::load::threads(args.threads),
         args.no_mmap,
+        &args.experts,
     )?;
     let tok = &loaded.tokenizer;
     let tokens = tok.encode(&text, true, true);
@@ -143,7 +146,18 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
         0.0
     };
     println!("Final estimate: PPL = {ppl:.4} +/- {unc:.5}");
+    report_experts(&loaded);
     Ok(())
+}
+
+/// The expert store's summary line on stderr, when experts were streamed.
+fn report_experts(loaded: &crate::load::Loaded) {
+    if loaded.streaming {
+        eprintln!(
+            "{}",
+            crate::expert_cache::summary(&loaded.model.expert_stats())
+        );
+    }
 }
 
 /// Logits of positions `first..` of one chunk evaluated from an empty cache, its first token
@@ -180,10 +194,11 @@ fn kl_divergence(args: &PerplexityArgs, base_path: &str) -> Result<()> {
     head.resize(head_len as usize, 0);
     f.read_exact(&mut head[20..])?;
     let (header, _) = BaseHeader::parse(base_path, &head, file_len)?;
-    let loaded = crate::load::load(
+    let loaded = crate::load::load_with(
         &args.model,
         crate::load::threads(args.threads),
         args.no_mmap,
+        &args.experts,
     )?;
     let n_vocab = loaded.model.n_vocab;
     if header.n_vocab != n_vocab {
@@ -248,5 +263,6 @@ fn kl_divergence(args: &PerplexityArgs, base_path: &str) -> Result<()> {
         100.0 * same,
         100.0 * (same * (1.0 - same) / (stats.count as f64 - 1.0).max(1.0)).sqrt()
     );
+    report_experts(&loaded);
     Ok(())
 }
