@@ -298,7 +298,13 @@ mod tests {
         seq.extend((0..40).map(|i| 100 + (i % 2)));
         let (_, t) = run(PolicyKind::Lrfu { half_life: 10.0 }, 2, &seq);
         assert!(!t.contains(key(0, 9)));
-        let (_, t) = run(PolicyKind::Lrfu { half_life: f64::INFINITY }, 2, &seq);
+        let (_, t) = run(
+            PolicyKind::Lrfu {
+                half_life: f64::INFINITY,
+            },
+            2,
+            &seq,
+        );
         assert!(t.contains(key(0, 9)), "LFU never forgets");
     }
 

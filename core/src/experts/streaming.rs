@@ -24,10 +24,10 @@
 use super::fetch::{Fetcher, Handle, Slabs};
 use super::layout::{ExpertLayout, GateUp, LayerSlabs, SlabTensor};
 use super::policy::{key, Key, PolicyKind, Tier};
-use super::{Expert, ExpertStore, StoreStats};
+use super::{Expert, ExpertStore, ExpertsFuture, StoreStats};
 use crate::backend::{Backend, WeightBytes, WeightData};
 use crate::gguf::GgufModel;
-use crate::source::{ByteSource, LocalBoxFuture};
+use crate::source::ByteSource;
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -252,7 +252,9 @@ impl<B: Backend> StreamingExperts<B> {
     /// Starts reading expert `e` of a layer: one `read_many` per part holding its slabs.
     fn start_read(&self, slabs: &LayerSlabs, e: u32, urgent: bool) -> ExpertRead {
         let tensors = slabs.tensors();
-        let mut by_part: Vec<(usize, Vec<usize>, Vec<(u64, usize)>)> = Vec::new();
+        // (part, indices into `tensors`, ranges to read there)
+        type PartReads = (usize, Vec<usize>, Vec<(u64, usize)>);
+        let mut by_part: Vec<PartReads> = Vec::new();
         for (i, t) in tensors.iter().enumerate() {
             let (part, offset, len) = t.range(e);
             let range = (offset, len as usize);
@@ -426,7 +428,7 @@ impl<B: Backend + 'static> ExpertStore<B> for StreamingExperts<B> {
         backend: &'a B,
         layer: usize,
         ids: &'a [u32],
-    ) -> LocalBoxFuture<'a, Result<Vec<Arc<Expert<B::Weight>>>>> {
+    ) -> ExpertsFuture<'a, B::Weight> {
         Box::pin(self.fetch(backend, layer, ids))
     }
 

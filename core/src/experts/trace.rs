@@ -6,13 +6,11 @@
 //! comparisons measure the store's real behaviour without doing any I/O.
 
 use super::policy::{key, PolicyKind, Tier};
-use super::{Expert, ExpertStore, StoreStats};
+use super::{ExpertStore, ExpertsFuture, StoreStats};
 use crate::backend::Backend;
-use crate::source::LocalBoxFuture;
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 
 /// One event of a trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,7 +190,7 @@ impl<B: Backend, S: ExpertStore<B>> ExpertStore<B> for TracingStore<S> {
         backend: &'a B,
         layer: usize,
         ids: &'a [u32],
-    ) -> LocalBoxFuture<'a, Result<Vec<Arc<Expert<B::Weight>>>>> {
+    ) -> ExpertsFuture<'a, B::Weight> {
         self.trace.borrow_mut().events.push(TraceEvent::Use {
             layer: layer as u32,
             experts: ids.to_vec(),
