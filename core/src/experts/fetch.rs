@@ -37,6 +37,8 @@ struct SlotState {
     waker: Option<Waker>,
 }
 
+// Only I/O threads fill slots; wasm has none.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 impl Slot {
     fn fill(&self, r: Result<Slabs>) {
         let waker = {
@@ -59,6 +61,7 @@ impl Slot {
 }
 
 /// Fills its slot with an error if dropped unfilled (a read that panicked), so no waiter hangs.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 struct Filler {
     slot: Arc<Slot>,
     what: String,
@@ -76,6 +79,7 @@ impl Drop for Filler {
 /// A read in progress (or done).
 pub enum Handle {
     /// Filled by an I/O thread.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     Shared(Arc<Slot>),
     /// Driven by whoever awaits it.
     Local(LocalBoxFuture<'static, Result<Slabs>>),
