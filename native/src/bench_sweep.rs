@@ -199,7 +199,7 @@ fn xml(text: &str) -> String {
 pub fn svg(rows: &[SweepRow], title: &str) -> String {
     const W: f64 = 720.0;
     const H: f64 = 420.0;
-    let (left, right, top, bottom) = (70.0, 70.0, 50.0, 60.0);
+    let (left, right, top, bottom) = (70.0, 70.0, 66.0, 60.0);
     let (pw, ph) = (W - left - right, H - top - bottom);
     let max_tps = rows
         .iter()
@@ -314,27 +314,25 @@ pub fn svg(rows: &[SweepRow], title: &str) -> String {
             );
         }
     }
-    // Legend.
-    let (lx, ly) = (left + 12.0, top + 12.0);
-    let _ = writeln!(
-        s,
-        r##"<rect x="{lx}" y="{ly}" width="190" height="48" fill="white" stroke="#999"/>"##
-    );
-    for (k, (color, label)) in [("#1f77b4", "decode tokens/s"), ("#d62728", "hit rate")]
-        .iter()
-        .enumerate()
+    // Legend, above the plot so it never hides a line.
+    for (k, (color, label)) in [
+        ("#1f77b4", "decode tokens/s (left)"),
+        ("#d62728", "hit rate (right)"),
+    ]
+    .iter()
+    .enumerate()
     {
-        let y = ly + 16.0 + 20.0 * k as f64;
+        let x = left + 220.0 * k as f64;
+        let y = top - 14.0;
         let _ = writeln!(
             s,
-            r#"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{color}" stroke-width="2.5"/>"#,
-            lx + 10.0,
-            lx + 40.0
+            r#"<line x1="{x:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{color}" stroke-width="2.5"/>"#,
+            x + 30.0
         );
         let _ = writeln!(
             s,
             r#"<text x="{:.1}" y="{:.1}">{label}</text>"#,
-            lx + 50.0,
+            x + 38.0,
             y + 4.0
         );
     }
