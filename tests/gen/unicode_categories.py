@@ -57,6 +57,7 @@ def main() -> None:
         "//! 0x01 unassigned, 0x02 number, 0x04 letter, 0x08 separator, 0x10 mark, 0x20 punctuation,",
         "//! 0x40 symbol, 0x80 control.",
         "",
+        "#[rustfmt::skip]",
         f"pub(super) static CATEGORY_RANGES: [(u32, u8); {len(ranges)}] = [",
     ]
     row = []
@@ -70,6 +71,7 @@ def main() -> None:
     lines.append("];")
     lines.append("")
     lines.append("/// Code points llama.cpp treats as whitespace (`\\s`), ascending.")
+    lines.append("#[rustfmt::skip]")
     lines.append(f"pub(super) static WHITESPACE: [u32; {len(whitespace)}] = [")
     for i in range(0, len(whitespace), 8):
         lines.append("    " + ", ".join(f"0x{c:04X}" for c in whitespace[i : i + 8]) + ",")

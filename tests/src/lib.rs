@@ -11,3 +11,4 @@ pub fn fixtures_dir() -> PathBuf {
 
 pub mod gguf_build;
 pub mod parity;
+pub mod reference;

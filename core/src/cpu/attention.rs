@@ -161,7 +161,7 @@ pub fn attention(
         || out.cols != p.n_head * dv
         || out.rows != t_n
         || p.n_head_kv == 0
-        || p.n_head % p.n_head_kv != 0
+        || !p.n_head.is_multiple_of(p.n_head_kv)
         || cache.spec.k_cols != p.n_head_kv * dk
     {
         return Err(shape_err(

@@ -102,7 +102,7 @@ fn rope_table(pos: u32, p: &RopeParams, cs: &mut [(f32, f32)]) {
 /// Rotary embedding in place on each segment (`seg.len == n_rot`).
 pub fn rope(x: &mut CpuTensor, seg: Segments, positions: &[u32], p: &RopeParams) -> Result<()> {
     check_seg("rope", x, seg)?;
-    if positions.len() != x.rows || seg.len != p.n_rot || p.n_rot % 2 != 0 {
+    if positions.len() != x.rows || seg.len != p.n_rot || !p.n_rot.is_multiple_of(2) {
         return Err(shape_err(
             "rope",
             format!(

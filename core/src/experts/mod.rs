@@ -40,8 +40,8 @@ pub struct Expert<W> {
     pub down: W,
 }
 
-/// What [`ExpertStore::experts`] returns: the experts, once read.
-pub type ExpertsFuture<'a, W> = LocalBoxFuture<'a, Result<Vec<Arc<Expert<W>>>>>;
+/// Shared handles to experts, in the order they were asked for.
+pub type ExpertHandles<W> = Vec<Arc<Expert<W>>>;
 
 /// Where routed experts come from.
 pub trait ExpertStore<B: Backend> {
@@ -51,7 +51,7 @@ pub trait ExpertStore<B: Backend> {
         backend: &'a B,
         layer: usize,
         ids: &'a [u32],
-    ) -> ExpertsFuture<'a, B::Weight>;
+    ) -> LocalBoxFuture<'a, Result<ExpertHandles<B::Weight>>>;
 
     /// Whether the model should predict upcoming experts and call [`ExpertStore::prefetch`].
     /// Predicting costs a router product per layer, so stores that cannot use the hint say no.
@@ -89,7 +89,7 @@ impl<B: Backend> ExpertStore<B> for ResidentExperts<B::Weight> {
         _backend: &'a B,
         layer: usize,
         ids: &'a [u32],
-    ) -> ExpertsFuture<'a, B::Weight> {
+    ) -> LocalBoxFuture<'a, Result<ExpertHandles<B::Weight>>> {
         let result = ids
             .iter()
             .map(|&e| {

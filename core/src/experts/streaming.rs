@@ -24,10 +24,10 @@
 use super::fetch::{Fetcher, Handle, Slabs};
 use super::layout::{ExpertLayout, GateUp, LayerSlabs, SlabTensor};
 use super::policy::{key, Key, PolicyKind, Tier};
-use super::{Expert, ExpertStore, ExpertsFuture, StoreStats};
+use super::{Expert, ExpertHandles, ExpertStore, StoreStats};
 use crate::backend::{Backend, WeightBytes, WeightData};
 use crate::gguf::GgufModel;
-use crate::source::ByteSource;
+use crate::source::{ByteSource, LocalBoxFuture};
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -428,7 +428,7 @@ impl<B: Backend + 'static> ExpertStore<B> for StreamingExperts<B> {
         backend: &'a B,
         layer: usize,
         ids: &'a [u32],
-    ) -> ExpertsFuture<'a, B::Weight> {
+    ) -> LocalBoxFuture<'a, Result<ExpertHandles<B::Weight>>> {
         Box::pin(self.fetch(backend, layer, ids))
     }
 

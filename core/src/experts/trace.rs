@@ -6,8 +6,9 @@
 //! comparisons measure the store's real behaviour without doing any I/O.
 
 use super::policy::{key, PolicyKind, Tier};
-use super::{ExpertStore, ExpertsFuture, StoreStats};
+use super::{ExpertHandles, ExpertStore, StoreStats};
 use crate::backend::Backend;
+use crate::source::LocalBoxFuture;
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -190,7 +191,7 @@ impl<B: Backend, S: ExpertStore<B>> ExpertStore<B> for TracingStore<S> {
         backend: &'a B,
         layer: usize,
         ids: &'a [u32],
-    ) -> ExpertsFuture<'a, B::Weight> {
+    ) -> LocalBoxFuture<'a, Result<ExpertHandles<B::Weight>>> {
         self.trace.borrow_mut().events.push(TraceEvent::Use {
             layer: layer as u32,
             experts: ids.to_vec(),

@@ -24,7 +24,7 @@ pub struct RoutingParams {
 }
 
 /// Smallest positive normal f16: llama.cpp's clamp for the weight sum.
-const MIN_WEIGHT_SUM: f32 = 6.103515625e-5;
+const MIN_WEIGHT_SUM: f32 = 6.103_515_6e-5;
 
 /// Selected experts (`k_used` per token, best first) and their weights.
 #[derive(Clone, Debug, Default, PartialEq)]

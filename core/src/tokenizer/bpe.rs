@@ -5,19 +5,20 @@
 //! Strings are interned to integers once at load time, so the merge loop compares numbers:
 //! ids below `n_vocab` are token ids, higher ids stand for merge operands that are not tokens.
 
+use super::token_table::{mix64, TokenTable};
 use super::unicode::BYTE_TO_CHAR;
 use crate::{Error, Result};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// A small multiplicative hasher for integer keys (the merge table is hit once per pair).
+/// A fast hasher for the integer pair keys of the merge table.
 #[derive(Default)]
 pub(crate) struct IntHasher(u64);
 
 impl Hasher for IntHasher {
     fn finish(&self) -> u64 {
-        self.0
+        mix64(self.0)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
@@ -25,11 +26,14 @@ impl Hasher for IntHasher {
         }
     }
     fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517C_C1B7_2722_0A95);
+        self.0 ^= v;
     }
 }
 
 type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
+/// A merge candidate: (rank, left index, right index, left symbol, right symbol).
+type QueuedPair = (u32, usize, usize, u32, u32);
 
 /// Symbol id that is neither a token nor a merge operand: it can never merge.
 const NO_SYMBOL: u32 = u32::MAX;
@@ -42,7 +46,7 @@ pub(crate) struct Merges {
     extra_texts: Vec<String>,
     n_vocab: u32,
     /// Symbol of each byte's one-character string.
-    byte_symbols: [u32; 256],
+    byte_symbols: Box<[u32; 256]>,
 }
 
 fn pair_key(left: u32, right: u32) -> u64 {
@@ -51,13 +55,13 @@ fn pair_key(left: u32, right: u32) -> u64 {
 
 impl Merges {
     /// Builds the table from `tokenizer.ggml.merges` (each entry `"left right"`, rank = index).
-    pub(crate) fn new(merges: &[&str], token_to_id: &HashMap<String, u32>) -> Result<Self> {
-        let n_vocab = u32::try_from(token_to_id.len())
+    pub(crate) fn new(merges: &[&str], tokens: &TokenTable) -> Result<Self> {
+        let n_vocab = u32::try_from(tokens.len())
             .map_err(|_| Error::model("tokenizer.ggml.tokens: too many tokens"))?;
         let mut extra_ids: HashMap<String, u32> = HashMap::new();
         let mut extra_texts = Vec::new();
         let mut intern = |text: &str| -> u32 {
-            if let Some(&id) = token_to_id.get(text) {
+            if let Some(id) = tokens.id(text) {
                 return id;
             }
             if let Some(&id) = extra_ids.get(text) {
@@ -93,11 +97,11 @@ impl Merges {
             // The first occurrence of a pair keeps its rank.
             pairs.entry(pair_key(l, r)).or_insert((rank as u32, m));
         }
-        let mut byte_symbols = [NO_SYMBOL; 256];
+        let mut byte_symbols = Box::new([NO_SYMBOL; 256]);
         let mut buf = [0u8; 4];
         for (b, sym) in byte_symbols.iter_mut().enumerate() {
             let text = BYTE_TO_CHAR[b].encode_utf8(&mut buf);
-            if let Some(&id) = token_to_id.get(&*text).or_else(|| extra_ids.get(&*text)) {
+            if let Some(id) = tokens.id(text).or_else(|| extra_ids.get(&*text).copied()) {
                 *sym = id;
             }
         }
@@ -112,12 +116,11 @@ impl Merges {
     /// Encodes one word (raw UTF-8 bytes), appending token ids.
     ///
     /// `ignore_merges`: a word whose byte-level spelling is a token is emitted as that token.
-    /// `lookup` finds a token by text (for that check and for the byte fallback).
     pub(crate) fn encode_word(
         &self,
         word: &[u8],
         ignore_merges: bool,
-        lookup: &dyn Fn(&str) -> Option<u32>,
+        tokens: &TokenTable,
         out: &mut Vec<u32>,
     ) {
         if word.is_empty() {
@@ -125,7 +128,7 @@ impl Merges {
         }
         if ignore_merges {
             let spelled: String = word.iter().map(|&b| BYTE_TO_CHAR[b as usize]).collect();
-            if let Some(id) = lookup(&spelled) {
+            if let Some(id) = tokens.id(&spelled) {
                 out.push(id);
                 return;
             }
@@ -140,7 +143,7 @@ impl Merges {
         let mut next: Vec<usize> = (1..=n).collect();
         let mut alive = vec![true; n];
         // Min-heap on (rank, left index); entries remember the symbols they were made from.
-        let mut heap: BinaryHeap<Reverse<(u32, usize, usize, u32, u32)>> = BinaryHeap::new();
+        let mut heap: BinaryHeap<Reverse<QueuedPair>> = BinaryHeap::new();
         let push = |heap: &mut BinaryHeap<_>, sym: &[u32], left: usize, right: usize| {
             let (l, r) = (sym[left], sym[right]);
             if l == NO_SYMBOL || r == NO_SYMBOL {
@@ -187,7 +190,7 @@ impl Merges {
                     self.extra_texts[(s - self.n_vocab) as usize].clone()
                 };
                 for b in spelled.bytes().filter(u8::is_ascii) {
-                    if let Some(id) = lookup(&(b as char).to_string()) {
+                    if let Some(id) = tokens.id(&(b as char).to_string()) {
                         out.push(id);
                     }
                 }
@@ -201,24 +204,19 @@ impl Merges {
 mod tests {
     use super::*;
 
-    fn vocab(tokens: &[&str]) -> HashMap<String, u32> {
-        tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.to_string(), i as u32))
-            .collect()
+    fn vocab(tokens: &[&str]) -> TokenTable {
+        TokenTable::new(tokens.iter().copied()).expect("unique tokens")
     }
 
     #[test]
     fn merges_lowest_rank_first() {
         let v = vocab(&["a", "b", "c", "ab", "bc", "abc", "Ġ", "Ġa"]);
         let m = Merges::new(&["b c", "a b", "a bc", "Ġ a"], &v).expect("table");
-        let lookup = |t: &str| v.get(t).copied();
         let mut out = Vec::new();
-        m.encode_word(b"abc", false, &lookup, &mut out);
+        m.encode_word(b"abc", false, &v, &mut out);
         assert_eq!(out, [5]); // b+c first (rank 0), then a+bc
         out.clear();
-        m.encode_word(b" ab", false, &lookup, &mut out);
+        m.encode_word(b" ab", false, &v, &mut out);
         assert_eq!(out, [6, 3]); // "a b" (rank 1) beats "Ġ a" (rank 3): Ġ + ab
     }
 
@@ -226,12 +224,11 @@ mod tests {
     fn ignore_merges_takes_whole_word_tokens() {
         let v = vocab(&["a", "b", "ab", "ba", "bab"]);
         let m = Merges::new(&["a b", "b a"], &v).expect("table");
-        let lookup = |t: &str| v.get(t).copied();
         let mut out = Vec::new();
-        m.encode_word(b"bab", false, &lookup, &mut out);
+        m.encode_word(b"bab", false, &v, &mut out);
         assert_eq!(out, [1, 2]);
         out.clear();
-        m.encode_word(b"bab", true, &lookup, &mut out);
+        m.encode_word(b"bab", true, &v, &mut out);
         assert_eq!(out, [4]);
     }
 }

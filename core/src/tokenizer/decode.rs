@@ -17,7 +17,7 @@ pub(crate) fn piece(vocab: &Vocab, id: u32, special: bool) -> Vec<u8> {
     if !special && attr.intersects(hidden) {
         return Vec::new();
     }
-    let text = &vocab.tokens[id as usize];
+    let text = vocab.tokens.text(id);
     if attr.intersects(hidden | TokenAttr::USER_DEFINED) {
         return text.as_bytes().to_vec();
     }
@@ -212,6 +212,8 @@ mod tests {
         assert_eq!(cleaned("Hello , world !"), "Hello, world!");
         assert_eq!(cleaned("rock ' n"), "rock'n");
         assert_eq!(cleaned("it 's we 're I 'll"), "it's we're I 'll");
+        // The space dropped after a lone apostrophe cannot also precede the next one.
+        assert_eq!(cleaned("a ' ' b"), "a'' b");
     }
 
     #[test]

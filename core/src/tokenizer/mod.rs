@@ -13,6 +13,7 @@ mod regex_split;
 mod special;
 mod split_custom;
 mod spm;
+mod token_table;
 mod unicode;
 mod unicode_table;
 mod vocab;
@@ -113,7 +114,7 @@ impl Tokenizer {
                     .unwrap_or(pretokenize::PreKind::Default);
                 Encoder::Bpe {
                     pre: pretokenize::PreTokenizer::new(kind)?,
-                    merges: bpe::Merges::new(&vocab::read_merges(md)?, &vocab.token_to_id)?,
+                    merges: bpe::Merges::new(&vocab::read_merges(md)?, &vocab.tokens)?,
                 }
             }
             VocabKind::Spm => Encoder::Spm {
@@ -136,7 +137,6 @@ impl Tokenizer {
         let fragments = special::partition(&self.vocab, text, parse_special);
         match &self.encoder {
             Encoder::Bpe { pre, merges } => {
-                let lookup = |t: &str| self.vocab.token_to_id.get(t).copied();
                 for fragment in fragments {
                     match fragment {
                         Fragment::Token(id) => out.push(id),
@@ -146,7 +146,7 @@ impl Tokenizer {
                                 merges.encode_word(
                                     fragment_text[word].as_bytes(),
                                     flags.ignore_merges,
-                                    &lookup,
+                                    &self.vocab.tokens,
                                     &mut out,
                                 );
                             }
@@ -156,7 +156,7 @@ impl Tokenizer {
             }
             Encoder::Spm { byte_tokens } => {
                 let spm_vocab = spm::SpmVocab {
-                    token_to_id: &self.vocab.token_to_id,
+                    tokens: &self.vocab.tokens,
                     scores: &self.vocab.scores,
                     byte_tokens,
                 };
@@ -249,12 +249,12 @@ impl Tokenizer {
 
     /// The id of the token whose text is exactly `text`.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.vocab.token_to_id.get(text).copied()
+        self.vocab.tokens.id(text)
     }
 
     /// The stored text of token `id` (byte-level spelling for BPE vocabularies).
     pub fn token_text(&self, id: u32) -> Option<&str> {
-        self.vocab.tokens.get(id as usize).map(String::as_str)
+        self.vocab.tokens.get_text(id)
     }
 
     pub fn token_attr(&self, id: u32) -> TokenAttr {

@@ -244,7 +244,13 @@ mod tests {
         let cps: Vec<u32> = text.chars().map(|c| c as u32).collect();
         let flags: Vec<u16> = cps.iter().map(|&c| unicode::flags(c)).collect();
         let re = SplitRegex::new(pattern).expect("pattern compiles");
-        let pieces = re.split(&cps, &flags, &mut RegexTexts::new(), &[0..cps.len()]);
+        let whole = 0..cps.len();
+        let pieces = re.split(
+            &cps,
+            &flags,
+            &mut RegexTexts::new(),
+            std::slice::from_ref(&whole),
+        );
         pieces
             .into_iter()
             .map(|r| text.chars().skip(r.start).take(r.len()).collect())

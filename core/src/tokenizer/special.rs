@@ -36,7 +36,7 @@ pub(crate) fn partition(vocab: &Vocab, text: &str, parse_special: bool) -> Vec<F
         if !parse_special && attr.intersects(TokenAttr::CONTROL | TokenAttr::UNKNOWN) {
             continue;
         }
-        let needle = vocab.tokens[id as usize].as_str();
+        let needle = vocab.tokens.text(id);
         // Cheap skip: most special tokens occur nowhere in the text.
         if !text.contains(needle) {
             continue;

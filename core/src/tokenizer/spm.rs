@@ -4,7 +4,8 @@
 //! pairs whose concatenation is a token are merged, highest token score first (ties: leftmost).
 //! Symbols that end up not being tokens are emitted byte by byte as `<0xXX>` tokens.
 
-use std::collections::{BinaryHeap, HashMap};
+use super::token_table::TokenTable;
+use std::collections::BinaryHeap;
 
 /// A queued merge candidate.
 #[derive(PartialEq)]
@@ -35,7 +36,7 @@ impl PartialOrd for Bigram {
 
 /// What the SentencePiece encoder needs to know about the vocabulary.
 pub(crate) struct SpmVocab<'a> {
-    pub token_to_id: &'a HashMap<String, u32>,
+    pub tokens: &'a TokenTable,
     pub scores: &'a [f32],
     /// Token for each byte value (`<0xXX>`, else the one-byte string), if any.
     pub byte_tokens: &'a [Option<u32>; 256],
@@ -58,7 +59,7 @@ pub(crate) fn encode(vocab: &SpmVocab, text: &str, out: &mut Vec<u32>) {
 
     let try_add = |queue: &mut BinaryHeap<Bigram>, start: &[usize], len: &[usize], l, r| {
         let piece = &text[start[l]..start[r] + len[r]];
-        if let Some(&id) = vocab.token_to_id.get(piece) {
+        if let Some(id) = vocab.tokens.id(piece) {
             let score = vocab.scores.get(id as usize).copied().unwrap_or(0.0);
             queue.push(Bigram {
                 score,
@@ -92,8 +93,8 @@ pub(crate) fn encode(vocab: &SpmVocab, text: &str, out: &mut Vec<u32>) {
     let mut i = 0;
     while i < n {
         let piece = &text[start[i]..start[i] + len[i]];
-        match vocab.token_to_id.get(piece) {
-            Some(&id) => out.push(id),
+        match vocab.tokens.id(piece) {
+            Some(id) => out.push(id),
             // A merged symbol is always a token, so only single characters get here.
             None => out.extend(piece.bytes().filter_map(|b| vocab.byte_tokens[b as usize])),
         }
@@ -109,16 +110,12 @@ mod tests {
     fn highest_score_merges_first_and_unknowns_fall_back_to_bytes() {
         let tokens = ["<unk>", "▁", "a", "b", "ab", "▁a", "<0xC3>", "<0xA9>"];
         let scores = [0.0, -1.0, -2.0, -2.0, -0.5, -0.1, 0.0, 0.0];
-        let map: HashMap<String, u32> = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.to_string(), i as u32))
-            .collect();
+        let table = TokenTable::new(tokens.iter().copied()).expect("unique tokens");
         let mut bytes = [None; 256];
         bytes[0xC3] = Some(6);
         bytes[0xA9] = Some(7);
         let vocab = SpmVocab {
-            token_to_id: &map,
+            tokens: &table,
             scores: &scores,
             byte_tokens: &bytes,
         };

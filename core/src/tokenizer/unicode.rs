@@ -73,21 +73,32 @@ const fn build_byte_to_char() -> [char; 256] {
     table
 }
 
+/// The bytes that are not self-mapped, in order: U+0100 + i stands for `REMAPPED_BYTES[i]`.
+static REMAPPED_BYTES: [u8; 68] = build_remapped_bytes();
+
+const fn build_remapped_bytes() -> [u8; 68] {
+    let mut table = [0u8; 68];
+    let mut n = 0;
+    let mut b = 0u32;
+    while b < 256 {
+        if !is_self_mapped(b) {
+            table[n] = b as u8;
+            n += 1;
+        }
+        b += 1;
+    }
+    table
+}
+
 /// The byte a byte-level character stands for, `None` if `c` is outside the alphabet.
 pub(crate) fn char_to_byte(c: char) -> Option<u8> {
     let cp = c as u32;
     if cp < 0x100 && is_self_mapped(cp) {
         return Some(cp as u8);
     }
-    if !(0x100..0x100 + 68).contains(&cp) {
-        return None;
-    }
-    // The n-th byte that is not self-mapped.
-    let n = cp - 0x100;
-    (0u32..256)
-        .filter(|&b| !is_self_mapped(b))
-        .nth(n as usize)
-        .map(|b| b as u8)
+    cp.checked_sub(0x100)
+        .and_then(|i| REMAPPED_BYTES.get(i as usize))
+        .copied()
 }
 
 #[cfg(test)]

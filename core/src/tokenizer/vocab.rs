@@ -5,10 +5,11 @@
 //! tokens and of the end-of-generation set. Errors name the metadata key at fault.
 
 use super::pretokenize::{pre_spec, PreSpec};
+use super::token_table::TokenTable;
 use super::TokenAttr;
 use crate::gguf::{Metadata, Value, ValueType};
 use crate::{Error, Result};
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 pub(crate) const KEY_MODEL: &str = "tokenizer.ggml.model";
 pub(crate) const KEY_PRE: &str = "tokenizer.ggml.pre";
@@ -59,10 +60,9 @@ pub(crate) struct Flags {
 pub(crate) struct Vocab {
     pub kind: VocabKind,
     pub pre: Option<PreSpec>,
-    pub tokens: Vec<String>,
+    pub tokens: TokenTable,
     pub attrs: Vec<TokenAttr>,
     pub scores: Vec<f32>,
-    pub token_to_id: HashMap<String, u32>,
     pub special: SpecialTokens,
     /// End-of-generation ids, ascending.
     pub eog: Vec<u32>,
@@ -230,21 +230,23 @@ impl Vocab {
         let scores = read_scores(md, n)?;
         let types = read_token_types(md, n)?;
 
-        let mut tokens = Vec::with_capacity(n);
-        let mut token_to_id = HashMap::with_capacity(n);
-        for (i, text) in texts.iter().enumerate() {
-            let text = if text.is_empty() {
-                format!("[EMPTY_{i}]")
-            } else {
-                (*text).to_owned()
-            };
-            if token_to_id.insert(text.clone(), i as u32).is_some() {
-                return Err(Error::model(format!(
-                    "metadata key {KEY_TOKENS}: token {i} ({text:?}) duplicates an earlier token"
-                )));
-            }
-            tokens.push(text);
-        }
+        let texts: Vec<Cow<str>> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                if t.is_empty() {
+                    Cow::Owned(format!("[EMPTY_{i}]"))
+                } else {
+                    Cow::Borrowed(t)
+                }
+            })
+            .collect();
+        let tokens = TokenTable::new(texts.iter().map(|t| t.as_ref())).map_err(|id| {
+            Error::model(format!(
+                "metadata key {KEY_TOKENS}: token {id} ({:?}) duplicates an earlier token",
+                texts[id as usize]
+            ))
+        })?;
         let attrs: Vec<TokenAttr> = match &types {
             Some(types) => types.iter().map(|&t| TokenAttr::from_type(t)).collect(),
             None => vec![TokenAttr::NORMAL; n],
@@ -256,7 +258,6 @@ impl Vocab {
             tokens,
             attrs,
             scores,
-            token_to_id,
             special,
             eog: Vec::new(),
             flags,
@@ -331,47 +332,31 @@ impl Vocab {
     /// llama.cpp scans a hash map, so when several candidates exist its pick is arbitrary;
     /// we take the lowest id. The end-of-generation set does not depend on the pick.
     fn detect_special_by_text(&mut self) {
-        for id in 0..self.tokens.len() as u32 {
-            let text = self.tokens[id as usize].as_str();
-            let slots: [(&[&str], Option<u32>); 8] = [
-                (EOT_TEXTS, self.special.eot),
-                (EOM_TEXTS, self.special.eom),
-                (FIM_PRE_TEXTS, self.special.fim_pre),
-                (FIM_SUF_TEXTS, self.special.fim_suf),
-                (FIM_MID_TEXTS, self.special.fim_mid),
-                (FIM_PAD_TEXTS, self.special.fim_pad),
-                (FIM_REP_TEXTS, self.special.fim_rep),
-                (FIM_SEP_TEXTS, self.special.fim_sep),
-            ];
-            let mut hits = [false; 8];
-            for (hit, (texts, current)) in hits.iter_mut().zip(slots) {
-                *hit = current.is_none() && texts.contains(&text);
+        type Slot = fn(&mut SpecialTokens) -> &mut Option<u32>;
+        let slots: [(&[&str], Slot); 8] = [
+            (EOT_TEXTS, |s| &mut s.eot),
+            (EOM_TEXTS, |s| &mut s.eom),
+            (FIM_PRE_TEXTS, |s| &mut s.fim_pre),
+            (FIM_SUF_TEXTS, |s| &mut s.fim_suf),
+            (FIM_MID_TEXTS, |s| &mut s.fim_mid),
+            (FIM_PAD_TEXTS, |s| &mut s.fim_pad),
+            (FIM_REP_TEXTS, |s| &mut s.fim_rep),
+            (FIM_SEP_TEXTS, |s| &mut s.fim_sep),
+        ];
+        for (texts, slot_of) in slots {
+            if slot_of(&mut self.special).is_some() {
+                continue;
             }
-            let s = &mut self.special;
-            let targets = [
-                &mut s.eot,
-                &mut s.eom,
-                &mut s.fim_pre,
-                &mut s.fim_suf,
-                &mut s.fim_mid,
-                &mut s.fim_pad,
-                &mut s.fim_rep,
-                &mut s.fim_sep,
-            ];
-            let mut any = false;
-            for (hit, slot) in hits.iter().zip(targets) {
-                if *hit {
-                    *slot = Some(id);
-                    any = true;
-                }
-            }
-            if any {
+            let found = texts.iter().filter_map(|t| self.tokens.id(t)).min();
+            if let Some(id) = found {
+                *slot_of(&mut self.special) = Some(id);
                 self.force_control(id);
             }
         }
         // Control tokens whose text says "unused" are marked unused.
-        for (attr, text) in self.attrs.iter_mut().zip(&self.tokens) {
-            if attr.intersects(TokenAttr::CONTROL) && text.contains("unused") {
+        for id in 0..self.tokens.len() as u32 {
+            let attr = &mut self.attrs[id as usize];
+            if attr.intersects(TokenAttr::CONTROL) && self.tokens.text(id).contains("unused") {
                 *attr |= TokenAttr::UNUSED;
             }
         }
@@ -386,19 +371,16 @@ impl Vocab {
         .into_iter()
         .flatten()
         .collect();
-        for id in 0..self.tokens.len() as u32 {
-            if EOG_TEXTS.contains(&self.tokens[id as usize].as_str()) {
+        for text in EOG_TEXTS {
+            if let Some(id) = self.tokens.id(text) {
                 eog.push(id);
                 self.force_control(id);
             }
         }
         // gpt-oss channel markers are always rendered.
-        for id in 0..self.tokens.len() {
-            if matches!(
-                self.tokens[id].as_str(),
-                "<|channel|>" | "<|message|>" | "<|start|>" | "<|constrain|>"
-            ) {
-                self.attrs[id] = TokenAttr::USER_DEFINED;
+        for text in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
+            if let Some(id) = self.tokens.id(text) {
+                self.attrs[id as usize] = TokenAttr::USER_DEFINED;
             }
         }
         eog.extend(
@@ -408,17 +390,13 @@ impl Vocab {
         );
         eog.sort_unstable();
         eog.dedup();
-        let find = |eog: &[u32], t: &str| {
-            eog.iter()
-                .copied()
-                .find(|&id| self.tokens[id as usize] == t)
-        };
+        let find = |eog: &[u32], t: &str| eog.iter().copied().find(|&id| self.tokens.text(id) == t);
         // Harmony / solar-open vocabularies: "<|end|>" ends a message, not the generation.
         if let Some(end_id) = find(&eog, "<|end|>") {
             let has_call = find(&eog, "<|call|>").is_some() || find(&eog, "<|calls|>").is_some();
             let has_return = find(&eog, "<|return|>").is_some();
             let has_flush = find(&eog, "<|flush|>").is_some();
-            if (has_return && has_call) || (has_call && has_flush) {
+            if has_call && (has_return || has_flush) {
                 eog.retain(|&id| id != end_id);
                 self.attrs[end_id as usize] = TokenAttr::USER_DEFINED;
             }
@@ -440,7 +418,7 @@ impl Vocab {
         let mut cache: Vec<u32> = (0..self.tokens.len() as u32)
             .filter(|&id| self.attrs[id as usize].intersects(matchable))
             .collect();
-        cache.sort_by_key(|&id| std::cmp::Reverse(self.tokens[id as usize].len()));
+        cache.sort_by_key(|&id| std::cmp::Reverse(self.tokens.text(id).len()));
         self.special_cache = cache;
     }
 
@@ -450,7 +428,7 @@ impl Vocab {
         let pre = md.get_str(KEY_PRE)?.unwrap_or("");
         let arch = md.get_str("general.architecture")?.unwrap_or("");
         let set = |vocab: &mut Vocab, text: &str, attr: TokenAttr, on: bool| {
-            if let Some(&id) = vocab.token_to_id.get(text) {
+            if let Some(id) = vocab.tokens.id(text) {
                 let a = &mut vocab.attrs[id as usize];
                 *a = if on { *a | attr } else { a.without(attr) };
             }
@@ -482,9 +460,9 @@ impl Vocab {
         let mut table = [None; 256];
         for (b, slot) in table.iter_mut().enumerate() {
             let hex = format!("<0x{b:02X}>");
-            *slot = self.token_to_id.get(&hex).copied().or_else(|| {
+            *slot = self.tokens.id(&hex).or_else(|| {
                 let byte = u8::try_from(b).ok().filter(u8::is_ascii)?;
-                self.token_to_id.get(&(byte as char).to_string()).copied()
+                self.tokens.id(&(byte as char).to_string())
             });
         }
         table

@@ -258,7 +258,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     if chat {
         let template = match &args.chat_template {
             Some(name) => ChatTemplate::by_name(name)?,
-            None => ChatTemplate::detect(gguf.metadata())?.ok_or_else(|| {
+            None => ChatTemplate::detect(gguf.metadata(), &tokenizer)?.ok_or_else(|| {
                 anyhow!("the model has no chat template sluice recognises; pass --chat-template NAME or use -no-cnv")
             })?,
         };
