@@ -271,6 +271,10 @@ pub trait Backend {
     ) -> Result<()>;
     /// `out = silu(gate) ⊙ up`.
     fn swiglu(&self, gate: &Self::Tensor, up: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
+    /// In place on every `n`-column chunk of every row: the orthonormal Walsh–Hadamard
+    /// transform (`n` a power of two), as ggml's FWHT computes it: scale by 1/√n, then the
+    /// butterflies. llama.cpp rotates Q/K (and V) with it before quantizing a KV cache.
+    fn hadamard(&self, x: &mut Self::Tensor, n: usize) -> Result<()>;
     /// `acc += x`.
     fn add_assign(&self, acc: &mut Self::Tensor, x: &Self::Tensor) -> Result<()>;
     /// `acc *= s` (`attn_output.scale`).

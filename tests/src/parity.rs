@@ -130,7 +130,7 @@ impl std::fmt::Display for Report {
             self.top1_positions
         )?;
         for (cache, n, ok) in &self.greedy {
-            write!(f, " {cache}:{ok}/{n}")?;
+            write!(f, " {cache}: {ok} same ({n} required)")?;
         }
         Ok(())
     }
@@ -170,7 +170,15 @@ pub fn check(name: &str, kl_limit: f64) -> Report {
     for p in 0..seq.len() {
         let theirs = &g.logits[p * nv..(p + 1) * nv];
         let mine = &ours[p * nv..(p + 1) * nv];
-        kl_sum += kl(theirs, mine);
+        let k = kl(theirs, mine);
+        if std::env::var_os("SLUICE_PARITY_DEBUG").is_some() {
+            println!(
+                "  pos {p:2}: KL {k:.3e}  top1 {} / {}",
+                argmax(theirs),
+                argmax(mine)
+            );
+        }
+        kl_sum += k;
         if gaps[p] >= 0.1 {
             counted += 1;
             agree += (argmax(theirs) == argmax(mine)) as usize;
@@ -199,9 +207,15 @@ pub fn check(name: &str, kl_limit: f64) -> Report {
     let runs = g.json["greedy"]["runs"].as_object().expect("greedy.runs");
     for (cache, run) in runs {
         let want = ids(&run["ids"]);
-        let covered = run["steps_before_near_tie"]
+        // Compare up to llama.cpp's first near-tie, and no further than llama.cpp agrees with
+        // itself (flash attention on vs off): past that point its own rounding decides.
+        let near_tie = run["steps_before_near_tie"]
             .as_u64()
             .expect("steps_before_near_tie") as usize;
+        let self_agreement = g.json["noise_floor"]["greedy_steps_agreeing_fa_on_off"]
+            .as_u64()
+            .unwrap_or(u64::MAX) as usize;
+        let covered = near_tie.min(self_agreement);
         let ty = GgmlType::from_name(cache).expect("cache type");
         let got = greedy_run(&model, &seq, want.len(), ty);
         let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();

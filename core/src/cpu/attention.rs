@@ -15,7 +15,6 @@ use crate::{Error, Result};
 /// rows actually written, so a large `--ctx-size` costs nothing until it is used.
 struct Rows {
     ty: GgmlType,
-    cols: usize,
     row_bytes: usize,
     capacity: usize,
     data: Vec<u8>,
@@ -31,7 +30,6 @@ impl Rows {
             .ok_or_else(|| Error::Invalid(format!("a cache of {n_ctx} rows overflows")))?;
         Ok(Self {
             ty,
-            cols,
             row_bytes,
             capacity: n_ctx,
             data: Vec::new(),
@@ -48,14 +46,6 @@ impl Rows {
         }
         let dst = &mut self.data[pos * self.row_bytes..(pos + 1) * self.row_bytes];
         super::kernels::quantize_row(self.ty, values, dst)
-    }
-
-    /// Rows `0..n` as f32.
-    fn floats(&self, n: usize) -> Result<Vec<f32>> {
-        let mut out = vec![0f32; n * self.cols];
-        self.ty
-            .dequantize(&self.data[..n * self.row_bytes], &mut out)?;
-        Ok(out)
     }
 }
 
@@ -132,15 +122,19 @@ impl CpuCache {
     }
 }
 
-/// Rounds a query row to the precision the cache type's dot product uses.
-fn round_query(ty: GgmlType, q: &mut [f32]) {
-    if ty == GgmlType::F16 {
-        q.iter_mut()
-            .for_each(|x| *x = half::f16::from_f32(*x).to_f32());
-    } else if ty == GgmlType::BF16 {
-        q.iter_mut()
-            .for_each(|x| *x = half::bf16::from_f32(*x).to_f32());
-    }
+/// Query rows per batch from which llama.cpp's CPU flash attention switches to its tiled
+/// kernel (f32 query, f32 accumulation) for f32/f16 caches.
+const TILED_FROM_ROWS: usize = 64;
+
+/// How ggml's CPU flash attention would evaluate this call; the two kernels round
+/// differently, and using the one llama.cpp uses keeps our logits next to its.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FlashPath {
+    /// One query row at a time: Q converted to K's dot format, scores by the K type's dot
+    /// kernel, online softmax; V accumulated in f16 when V is f16, else in f32.
+    RowByRow,
+    /// Batches of ≥ 64 query rows over f32/f16 caches: f32 query and scores, f32 accumulation.
+    Tiled,
 }
 
 pub fn attention(
@@ -169,11 +163,10 @@ pub fn attention(
             format!("{p:?} on a cache of {} columns", cache.spec.k_cols),
         ));
     }
-    let keys = cache.k[layer].floats(n_kv)?;
-    let values = match cache.spec.v_cols {
-        Some(vc) if vc == p.n_head_kv * dv => Some(cache.v[layer].floats(n_kv)?),
+    let latent_v = match cache.spec.v_cols {
+        Some(vc) if vc == p.n_head_kv * dv => false,
         Some(_) => return Err(shape_err("attention", "V cache width mismatch".into())),
-        None if dv <= dk && p.n_head_kv == 1 => None,
+        None if dv <= dk && p.n_head_kv == 1 => true,
         None => {
             return Err(shape_err(
                 "attention",
@@ -181,39 +174,104 @@ pub fn attention(
             ))
         }
     };
-    let (k_cols, k_ty) = (cache.spec.k_cols, cache.spec.k_type);
-    let v_cols = cache.spec.v_cols.unwrap_or(k_cols);
+    let k_rows = &cache.k[layer];
+    let v_rows = if latent_v { k_rows } else { &cache.v[layer] };
+    let (k_ty, v_ty) = (k_rows.ty, v_rows.ty);
+    let float_kv = matches!(k_ty, GgmlType::F32 | GgmlType::F16);
+    let path = if t_n >= TILED_FROM_ROWS && float_kv && k_ty == v_ty {
+        FlashPath::Tiled
+    } else {
+        FlashPath::RowByRow
+    };
+    let kernel = super::kernels::dot_kernel(k_ty)
+        .ok_or_else(|| Error::Unsupported(format!("attention over a {k_ty} cache")))?;
+    let (Some(k_head_bytes), Some(v_head_bytes), Some(act_bytes)) = (
+        k_ty.row_bytes(dk as u64),
+        v_ty.row_bytes(dv as u64),
+        kernel.act.row_bytes(dk as u64),
+    ) else {
+        return Err(shape_err(
+            "attention",
+            format!("heads of {dk}/{dv} values do not fit {k_ty}/{v_ty} blocks"),
+        ));
+    };
+    let (k_head_bytes, v_head_bytes) = (k_head_bytes as usize, v_head_bytes as usize);
+    let k_at = |s: usize, kvh: usize| {
+        &k_rows.data[s * k_rows.row_bytes + kvh * k_head_bytes..][..k_head_bytes]
+    };
+    let v_at = |s: usize, kvh: usize| {
+        &v_rows.data[s * v_rows.row_bytes + kvh * v_head_bytes..][..v_head_bytes]
+    };
     let group = p.n_head / p.n_head_kv;
     pool.for_chunks(&mut out.data, dv, |i, o| {
         let (t, h) = (i / p.n_head, i % p.n_head);
         let kvh = h / group;
         let visible = start + t + 1;
-        let mut qh = q.row(t)[h * dk..(h + 1) * dk].to_vec();
-        round_query(k_ty, &mut qh);
-        let mut scores = Vec::with_capacity(visible);
-        let mut max = f32::NEG_INFINITY;
-        for s in 0..visible {
-            let k = &keys[s * k_cols + kvh * dk..s * k_cols + (kvh + 1) * dk];
-            let dot: f32 = qh.iter().zip(k).map(|(a, b)| a * b).sum();
-            let sc = dot * p.scale;
-            max = max.max(sc);
-            scores.push(sc);
-        }
-        let mut sum = 0.0f64;
-        for sc in scores.iter_mut() {
-            *sc = (*sc - max).exp();
-            sum += *sc as f64;
-        }
-        let inv = (1.0 / sum) as f32;
+        let qh = &q.row(t)[h * dk..(h + 1) * dk];
+        let mut vf = vec![0f32; dv];
         o.fill(0.0);
-        for (s, &w) in scores.iter().enumerate() {
-            let v = match &values {
-                Some(vals) => &vals[s * v_cols + kvh * dv..s * v_cols + (kvh + 1) * dv],
-                None => &keys[s * k_cols..s * k_cols + dv],
-            };
-            o.iter_mut().zip(v).for_each(|(a, &b)| *a += w * b);
+        match path {
+            FlashPath::RowByRow => {
+                let mut q_act = vec![0u8; act_bytes as usize];
+                if super::kernels::quantize_activation(kernel.act, qh, &mut q_act).is_err() {
+                    o.fill(f32::NAN);
+                    return;
+                }
+                let f16_acc = v_ty == GgmlType::F16;
+                let round = |x: f32| {
+                    if f16_acc {
+                        half::f16::from_f32(x).to_f32()
+                    } else {
+                        x
+                    }
+                };
+                let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
+                for s in 0..visible {
+                    let score = (kernel.vec_dot)(dk, k_at(s, kvh), &q_act) * p.scale;
+                    let (mut ms, mut vs) = (1.0f32, 1.0f32);
+                    if score > m {
+                        ms = (m - score).exp();
+                        m = score;
+                        o.iter_mut().for_each(|a| *a = round(*a * ms));
+                    } else {
+                        vs = (score - m).exp();
+                    }
+                    if v_ty.dequantize(v_at(s, kvh), &mut vf).is_err() {
+                        o.fill(f32::NAN);
+                        return;
+                    }
+                    o.iter_mut()
+                        .zip(&vf)
+                        .for_each(|(a, &b)| *a = round(*a + b * vs));
+                    sum = sum * ms + vs;
+                }
+                let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+                o.iter_mut().for_each(|a| *a *= inv);
+            }
+            FlashPath::Tiled => {
+                let mut kf = vec![0f32; dk];
+                let mut scores = Vec::with_capacity(visible);
+                let mut max = f32::NEG_INFINITY;
+                for s in 0..visible {
+                    let _ = k_ty.dequantize(k_at(s, kvh), &mut kf);
+                    let dot: f32 = qh.iter().zip(&kf).map(|(a, b)| a * b).sum();
+                    let sc = dot * p.scale;
+                    max = max.max(sc);
+                    scores.push(sc);
+                }
+                let mut sum = 0.0f32;
+                for sc in scores.iter_mut() {
+                    *sc = (*sc - max).exp();
+                    sum += *sc;
+                }
+                for (s, &w) in scores.iter().enumerate() {
+                    let _ = v_ty.dequantize(v_at(s, kvh), &mut vf);
+                    o.iter_mut().zip(&vf).for_each(|(a, &b)| *a += w * b);
+                }
+                let inv = 1.0 / sum;
+                o.iter_mut().for_each(|a| *a *= inv);
+            }
         }
-        o.iter_mut().for_each(|a| *a *= inv);
     });
     Ok(())
 }

@@ -251,6 +251,10 @@ impl Backend for CpuBackend {
         ops::swiglu(gate, up, out)
     }
 
+    fn hadamard(&self, x: &mut CpuTensor, n: usize) -> Result<()> {
+        ops::hadamard(x, n)
+    }
+
     fn add_assign(&self, acc: &mut CpuTensor, x: &CpuTensor) -> Result<()> {
         if acc.data.len() != x.data.len() {
             return Err(shape_err(

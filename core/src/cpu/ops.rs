@@ -203,3 +203,30 @@ pub fn moe_combine(
     }
     Ok(())
 }
+
+/// Walsh–Hadamard transform of each `n`-value chunk (ggml's `fwht`: scale first, then the
+/// butterfly passes with lengths 1, 2, 4, …).
+pub fn hadamard(x: &mut CpuTensor, n: usize) -> Result<()> {
+    if n == 0 || !n.is_power_of_two() || !x.cols.is_multiple_of(n) {
+        return Err(shape_err(
+            "hadamard",
+            format!("chunks of {n} in rows of {}", x.cols),
+        ));
+    }
+    let scale = 1.0 / (n as f32).sqrt();
+    for chunk in x.data.chunks_exact_mut(n) {
+        chunk.iter_mut().for_each(|v| *v *= scale);
+        let mut len = 1;
+        while len < n {
+            for i in (0..n).step_by(2 * len) {
+                for j in 0..len {
+                    let (u, v) = (chunk[i + j], chunk[i + len + j]);
+                    chunk[i + j] = u + v;
+                    chunk[i + len + j] = u - v;
+                }
+            }
+            len <<= 1;
+        }
+    }
+    Ok(())
+}

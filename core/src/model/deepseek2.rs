@@ -9,7 +9,7 @@
 use super::config::{Config, DeepSeekConfig};
 use super::routing::{route, RoutingParams};
 use super::weights::Loader;
-use super::{Ffn, RoutingAblation, Scratch};
+use super::{CacheRotation, Ffn, RoutingAblation, Scratch};
 use crate::backend::{AttnParams, Backend, CacheSpec, ExpertJob, Segments};
 use crate::experts::{Expert, ExpertStore, ResidentExperts};
 use crate::{Error, Result};
@@ -235,6 +235,7 @@ impl<B: Backend + 'static> DeepSeek2<B> {
         cache: &mut B::Cache,
         x: &mut B::Tensor,
         start: usize,
+        rot: CacheRotation,
         s: &mut Scratch<B>,
     ) -> Result<()> {
         let (cfg, ds) = (&self.cfg, &self.ds);
@@ -383,6 +384,13 @@ impl<B: Backend + 'static> DeepSeek2<B> {
                         &mut v,
                         Segments::packed(n_head, ds.d_v),
                     )?;
+                    if let Some(n) = rot.k {
+                        be.hadamard(&mut q, n)?;
+                        be.hadamard(&mut k, n)?;
+                    }
+                    if let Some(n) = rot.v {
+                        be.hadamard(&mut v, n)?;
+                    }
                     be.cache_store(cache, l, start, &k, Some(&v))?;
                     let mha = AttnParams {
                         n_head,
@@ -392,6 +400,9 @@ impl<B: Backend + 'static> DeepSeek2<B> {
                         scale: cfg.kq_scale,
                     };
                     be.attention(cache, l, &q, start, &mha, &mut heads_out)?;
+                    if let Some(n) = rot.v {
+                        be.hadamard(&mut heads_out, n)?;
+                    }
                     s.put("c", c);
                     s.put("kv_heads", kvh);
                     s.put("k_full", k);

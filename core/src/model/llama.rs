@@ -3,7 +3,7 @@
 
 use super::config::Config;
 use super::weights::Loader;
-use super::{Ffn, Scratch};
+use super::{CacheRotation, Ffn, Scratch};
 use crate::backend::{AttnParams, Backend, CacheSpec, Segments};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
@@ -88,6 +88,7 @@ impl<B: Backend> Llama<B> {
         cache: &mut B::Cache,
         x: &mut B::Tensor,
         start: usize,
+        rot: CacheRotation,
         s: &mut Scratch<B>,
     ) -> Result<()> {
         let cfg = &self.cfg;
@@ -128,9 +129,19 @@ impl<B: Backend> Llama<B> {
                 &positions,
                 &cfg.rope,
             )?;
+            if let Some(n) = rot.k {
+                be.hadamard(&mut q, n)?;
+                be.hadamard(&mut k, n)?;
+            }
+            if let Some(n) = rot.v {
+                be.hadamard(&mut v, n)?;
+            }
             be.cache_store(cache, l, start, &k, Some(&v))?;
             let mut o = s.take_new(be, "o", t, cfg.n_head * hd);
             be.attention(cache, l, &q, start, &attn, &mut o)?;
+            if let Some(n) = rot.v {
+                be.hadamard(&mut o, n)?;
+            }
             let mut a = s.take_new(be, "a", t, cfg.n_embd);
             be.matmul(&layer.wo, &o, &mut a)?;
             be.add_assign(x, &a)?;

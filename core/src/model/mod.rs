@@ -23,6 +23,35 @@ use llama::Llama;
 use std::collections::HashMap;
 use weights::Loader;
 
+/// The Walsh–Hadamard rotations llama.cpp applies around a quantized KV cache in ordinary
+/// (non-latent) attention: Q and K rotated in chunks of `k` before the scores, V in chunks of
+/// `v` before caching and the attention output rotated back. Exact arithmetic would not
+/// notice; quantization does, so matching llama.cpp means rotating too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheRotation {
+    pub k: Option<usize>,
+    pub v: Option<usize>,
+}
+
+impl CacheRotation {
+    /// The rotations for a cache of `spec` with per-head sizes `head_k`/`head_v`.
+    pub fn for_cache(spec: &CacheSpec, head_k: usize, head_v: usize) -> Self {
+        if spec.v_cols.is_none() {
+            return Self::default();
+        }
+        let quantized = |t: GgmlType| !matches!(t, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
+        let k = (quantized(spec.k_type) && head_k.is_multiple_of(64)).then(|| {
+            let mut n = 64;
+            while head_k.is_multiple_of(n * 2) {
+                n *= 2;
+            }
+            n
+        });
+        let v = (quantized(spec.v_type) && head_v.is_multiple_of(64)).then_some(64);
+        Self { k, v }
+    }
+}
+
 /// Intermediate tensors reused across layers and tokens, by name, so that steady-state
 /// decoding allocates nothing.
 pub struct Scratch<B: Backend> {
@@ -240,12 +269,17 @@ impl<B: Backend + 'static> Model<B> {
     ) -> Result<Session<'_, B>> {
         let spec = self.cache_spec(n_ctx, k_type, v_type);
         let cache = self.backend.new_cache(&spec)?;
+        let (head_k, head_v) = match &self.config.deepseek {
+            Some(ds) => (ds.d_qk, ds.d_v),
+            None => (self.config.head_dim_k, self.config.head_dim_v),
+        };
         Ok(Session {
             model: self,
             cache,
             n_past: 0,
             n_ctx,
             scratch: Scratch::default(),
+            rotation: CacheRotation::for_cache(&spec, head_k, head_v),
         })
     }
 }
@@ -257,6 +291,7 @@ pub struct Session<'m, B: Backend> {
     n_past: usize,
     n_ctx: usize,
     scratch: Scratch<B>,
+    rotation: CacheRotation,
 }
 
 /// Tokens evaluated per forward call (llama.cpp's default micro-batch).
@@ -320,8 +355,11 @@ impl<B: Backend + 'static> Session<'_, B> {
         be.embed(&m.tok_embd, tokens, &mut x)?;
         let start = self.n_past;
         match &m.net {
-            Network::DeepSeek2(n) => n.layers(be, &mut self.cache, &mut x, start, s).await?,
-            Network::Llama(n) => n.layers(be, &mut self.cache, &mut x, start, s)?,
+            Network::DeepSeek2(n) => {
+                n.layers(be, &mut self.cache, &mut x, start, self.rotation, s)
+                    .await?
+            }
+            Network::Llama(n) => n.layers(be, &mut self.cache, &mut x, start, self.rotation, s)?,
         }
         self.n_past += t;
         let result = match rows {
