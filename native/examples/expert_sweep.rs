@@ -90,6 +90,11 @@ fn main() -> Result<()> {
         gib(layout.total_bytes()),
         gib(layout.max_expert_bytes())
     );
+    let model_bytes: u64 = gguf.parts.iter().map(|p| p.source.len()).sum();
+    println!(
+        "sizes: model_bytes={model_bytes} expert_bytes={}",
+        layout.total_bytes()
+    );
     let cfg = SweepConfig {
         budgets: parse_budgets(&args.budgets)?,
         threads: args.threads,
