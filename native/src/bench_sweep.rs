@@ -104,10 +104,11 @@ fn decode(model: &Model<CpuBackend>, cfg: &SweepConfig) -> Result<(f64, StoreSta
 
 /// Records the routing (and next-layer predictions) of a resident run over the same tokens.
 pub fn record_trace(gguf: &GgufModel, cfg: &SweepConfig) -> Result<RoutingTrace> {
-    // A store with room for everything, so the trace costs one read per expert.
+    // A store that keeps nothing: memory stays flat whatever the model's size.
     let store = sluice_core::experts::StreamingExperts::<CpuBackend>::from_model(
         gguf,
         StreamingOptions {
+            backend_budget: 0,
             prefetch: false,
             ..Default::default()
         },

@@ -201,6 +201,34 @@ fn host_tier_serves_a_small_backend_tier_and_reads_run_inline() {
 }
 
 #[test]
+fn reads_driven_by_their_waiter_over_http() {
+    // No I/O threads: every read is the source's future, started by one poll and finished by
+    // the layer that awaits it (the browser's way, where there are no threads).
+    let s = script("tiny-dsv3-mla-Q4_K");
+    let models = fixture_root().join("models");
+    let mapped = open_model(mla_path().to_str().unwrap(), LocalAccess::Mmap).unwrap();
+    let want = drive(&resident(&mapped), &s);
+    let layout = ExpertLayout::from_model(&mapped).unwrap();
+    let server = serve(&models);
+    let url = format!("{}/tiny-dsv3-mla-Q4_K.gguf", server.base_url());
+    let remote = block_on(GgufModel::open(&url, &HttpOpener::default())).unwrap();
+    for percent in [25, 100] {
+        let opts = StreamingOptions {
+            io_threads: 0,
+            ..options(&layout, percent, true)
+        };
+        let model = build_model(&remote, 2, Some(opts)).unwrap();
+        assert_bit_identical(
+            &want,
+            &drive(&model, &s),
+            &format!("inline HTTP, {percent}%"),
+        );
+        assert!(model.expert_stats().prefetch_useful > 0);
+    }
+    server.shutdown();
+}
+
+#[test]
 fn simulator_replays_the_stores_own_trace() {
     let s = script("tiny-deepseek-v3");
     let path = fixture_root().join("models/tiny-deepseek-v3.gguf");
