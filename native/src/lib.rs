@@ -1,8 +1,10 @@
 //! Native pieces of the sluice CLI that tests reuse: opening files (memory maps) and URLs
 //! (HTTP ranges), the weights host, integrity manifests, commands.
 
+pub mod bench_sweep;
 pub mod chat_loop;
 pub mod cmd;
+pub mod expert_cache;
 pub mod http;
 pub mod llama_args;
 pub mod load;

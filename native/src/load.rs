@@ -1,9 +1,11 @@
 //! Opening a model for a command: the GGUF parts, the tokenizer, the weights on a backend.
 
+use crate::expert_cache::{self, Access, ExpertCacheArgs, ExpertPlan};
 use crate::open::LocalAccess;
 use anyhow::{Context, Result};
 use sluice_core::backend::Backend;
 use sluice_core::cpu::CpuBackend;
+use sluice_core::experts::{ExpertStore, StreamingExperts, StreamingOptions};
 use sluice_core::gguf::GgufModel;
 use sluice_core::model::{LoadOptions, Model};
 use sluice_core::tokenizer::Tokenizer;
@@ -13,11 +15,25 @@ pub struct Loaded {
     pub gguf: GgufModel,
     pub tokenizer: Tokenizer,
     pub model: Model<CpuBackend>,
+    /// Whether routed experts are streamed through a cache (print the store's summary at
+    /// exit: [`crate::expert_cache::summary`]).
+    pub streaming: bool,
 }
 
-/// Opens `path` (any split part; a local path or an `http://` URL), reads the tokenizer and loads the weights on the CPU
-/// backend with `threads` threads (0 = all cores).
+/// Opens `path` (any split part; a local path or an `http://` URL), reads the tokenizer and
+/// loads the weights on the CPU backend with `threads` threads (0 = all cores), experts as
+/// the default [`ExpertCacheArgs`] say.
 pub fn load(path: &str, threads: usize, no_mmap: bool) -> Result<Loaded> {
+    load_with(path, threads, no_mmap, &ExpertCacheArgs::default())
+}
+
+/// As [`load`], with the expert-cache flags.
+pub fn load_with(
+    path: &str,
+    threads: usize,
+    no_mmap: bool,
+    experts: &ExpertCacheArgs,
+) -> Result<Loaded> {
     let access = if no_mmap {
         LocalAccess::Read
     } else {
@@ -32,10 +48,25 @@ pub fn load(path: &str, threads: usize, no_mmap: bool) -> Result<Loaded> {
         .with_context(|| format!("--model {path}"))?;
     let tokenizer =
         Tokenizer::from_metadata(gguf.metadata()).with_context(|| format!("{path}: tokenizer"))?;
-    let backend = CpuBackend::new(threads)?;
+    let plan = expert_cache::plan(
+        experts,
+        &gguf,
+        access_of(path, &gguf),
+        expert_cache::usable_memory(),
+    )
+    .with_context(|| format!("{path}: experts"))?;
+    let store = match plan {
+        ExpertPlan::Resident => None,
+        ExpertPlan::Streaming { options, note } => {
+            if let Some(n) = note {
+                eprintln!("{n}");
+            }
+            Some(options)
+        }
+    };
+    let streaming = store.is_some();
     let spinner = crate::progress::spinner(&format!("loading {path}"));
-    let model = sluice_core::source::block_on(Model::load(&gguf, backend, LoadOptions::default()))
-        .with_context(|| format!("loading {path}"))?;
+    let model = build_model(&gguf, threads, store).with_context(|| format!("loading {path}"))?;
     spinner.finish_and_clear();
     let cfg = &model.config;
     eprintln!(
@@ -50,7 +81,41 @@ pub fn load(path: &str, threads: usize, no_mmap: bool) -> Result<Loaded> {
         gguf,
         tokenizer,
         model,
+        streaming,
     })
+}
+
+/// How `gguf` (opened from `path`) is read.
+pub fn access_of(path: &str, gguf: &GgufModel) -> Access {
+    if crate::http::is_http_url(path) {
+        Access::Remote
+    } else if gguf.parts.iter().all(|p| p.source.as_slice().is_some()) {
+        Access::Mapped
+    } else {
+        Access::Reads
+    }
+}
+
+/// Loads the weights of `gguf` on a CPU backend of `threads` threads; with `streaming`,
+/// routed experts go through a [`StreamingExperts`] store made with those options.
+pub fn build_model(
+    gguf: &GgufModel,
+    threads: usize,
+    streaming: Option<StreamingOptions>,
+) -> sluice_core::Result<Model<CpuBackend>> {
+    let backend = CpuBackend::new(threads)?;
+    let expert_store = match streaming {
+        Some(options) => Some(
+            Box::new(StreamingExperts::<CpuBackend>::from_model(gguf, options)?)
+                as Box<dyn ExpertStore<CpuBackend>>,
+        ),
+        None => None,
+    };
+    let opts = LoadOptions {
+        expert_store,
+        ..Default::default()
+    };
+    sluice_core::source::block_on(Model::load(gguf, backend, opts))
 }
 
 /// `--threads` as llama.cpp reads it: ≤ 0 means "choose".

@@ -136,6 +136,7 @@ impl<B: Backend + 'static> DeepSeek2<B> {
                 resident.push(if store.is_none() {
                     load_experts(ld, l, n_embd, &ds).await?
                 } else {
+                    claim_experts(ld, l, n_embd, &ds)?;
                     Vec::new()
                 });
                 let shared = if ds.n_shared > 0 {
@@ -419,6 +420,9 @@ impl<B: Backend + 'static> DeepSeek2<B> {
             be.add_assign(x, &a)?;
             s.put("a", a);
             s.put("h", h);
+            if self.experts.wants_prefetch() {
+                self.prefetch_next(be, l + 1, x, s).await?;
+            }
 
             let mut h2 = s.take_new(be, "h", t, cfg.n_embd);
             be.rms_norm(
@@ -437,6 +441,58 @@ impl<B: Backend + 'static> DeepSeek2<B> {
             s.put("f", f);
             s.put("h", h2);
         }
+        Ok(())
+    }
+
+    /// Predicts the experts of MoE layer `next` by applying its FFN norm and router to the
+    /// hidden state after the current layer's attention, routes on the host with the real
+    /// rules, and hands the store the union, most-chosen first.
+    async fn prefetch_next(
+        &self,
+        be: &B,
+        next: usize,
+        x: &B::Tensor,
+        s: &mut Scratch<B>,
+    ) -> Result<()> {
+        let Some(Layer {
+            ffn_norm,
+            ffn: FfnKind::Moe(moe),
+            ..
+        }) = self.layers.get(next)
+        else {
+            return Ok(());
+        };
+        let t = be.shape(x).0;
+        let mut h = s.take_new(be, "predict_h", t, self.cfg.n_embd);
+        be.rms_norm(
+            x,
+            ffn_norm,
+            Segments::whole(self.cfg.n_embd),
+            self.cfg.rms_eps,
+            &mut h,
+        )?;
+        let mut logits = s.take_new(be, "predict_router", t, self.ds.n_expert);
+        be.matmul(&moe.router, &h, &mut logits)?;
+        let host = be.download(&logits).await?;
+        s.put("predict_h", h);
+        s.put("predict_router", logits);
+        let bias = if self.ignore_bias {
+            None
+        } else {
+            moe.bias.as_deref()
+        };
+        let r = route(&self.routing, &host, bias);
+        let mut votes = vec![0u32; self.ds.n_expert];
+        for &e in &r.experts {
+            if let Some(v) = votes.get_mut(e as usize) {
+                *v += 1;
+            }
+        }
+        let mut ids: Vec<u32> = (0..self.ds.n_expert as u32)
+            .filter(|&e| votes[e as usize] > 0)
+            .collect();
+        ids.sort_by(|a, b| votes[*b as usize].cmp(&votes[*a as usize]).then(a.cmp(b)));
+        self.experts.prefetch(be, next, &ids);
         Ok(())
     }
 
@@ -496,6 +552,27 @@ impl<B: Backend + 'static> DeepSeek2<B> {
         }
         Ok(())
     }
+}
+
+/// Checks the shapes of layer `l`'s stacked expert tensors and marks them used, for a store
+/// that reads the experts itself.
+fn claim_experts(
+    ld: &Loader<'_, impl Backend>,
+    l: usize,
+    n_embd: usize,
+    ds: &DeepSeekConfig,
+) -> Result<()> {
+    let (ne, ff) = (ds.n_expert, ds.n_ff_exp);
+    let n = |s: &str| format!("blk.{l}.{s}");
+    ld.claim(&n("ffn_down_exps.weight"), &[u(ff), u(n_embd), u(ne)])?;
+    if !ld.claim_opt(
+        &n("ffn_gate_up_exps.weight"),
+        &[u(n_embd), u(2 * ff), u(ne)],
+    )? {
+        ld.claim(&n("ffn_gate_exps.weight"), &[u(n_embd), u(ff), u(ne)])?;
+        ld.claim(&n("ffn_up_exps.weight"), &[u(n_embd), u(ff), u(ne)])?;
+    }
+    Ok(())
 }
 
 /// Each expert's slabs cut out of the stacked expert tensors of layer `l`.

@@ -142,6 +142,21 @@ impl<'a, B: Backend> Loader<'a, B> {
         Ok(self.floats_opt(name, 1).await?.map(|v| v[0]))
     }
 
+    /// Checks a tensor's shape and marks it used without loading it (routed experts that an
+    /// expert store reads itself). `Ok(false)` when the tensor is absent.
+    pub fn claim_opt(&self, name: &str, shape: &[u64]) -> Result<bool> {
+        match self.find(name) {
+            Some(t) => Self::check_shape(t, shape).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// As [`Loader::claim_opt`] for a required tensor.
+    pub fn claim(&self, name: &str, shape: &[u64]) -> Result<()> {
+        let t = self.require(name)?;
+        Self::check_shape(t, shape)
+    }
+
     /// Marks a tensor as deliberately ignored (MTP layers).
     pub fn skip(&self, name: &str) {
         self.used.borrow_mut().insert(name.to_string());

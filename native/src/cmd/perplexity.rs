@@ -41,6 +41,8 @@ pub struct PerplexityArgs {
     /// Logical batch size (accepted for compatibility).
     #[arg(short = 'b', long = "batch-size")]
     pub batch_size: Option<usize>,
+    #[command(flatten)]
+    pub experts: crate::expert_cache::ExpertCacheArgs,
 }
 
 /// Entry point of `sluice perplexity`.
@@ -62,10 +64,11 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
         }
     }
     let text = std::fs::read_to_string(file).with_context(|| format!("-f {file}"))?;
-    let loaded = crate::load::load(
+    let loaded = crate::load::load_with(
         &args.model,
         crate::load::threads(args.threads),
         args.no_mmap,
+        &args.experts,
     )?;
     let tok = &loaded.tokenizer;
     let tokens = tok.encode(&text, true, true);
@@ -123,6 +126,7 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
         "Final estimate: PPL = {:.4} +/- {:.5}",
         result.ppl, result.uncertainty
     );
+    report_experts(&loaded);
     Ok(())
 }
 
@@ -178,6 +182,16 @@ pub fn score(
         0.0
     };
     Ok(Perplexity { ppl, uncertainty })
+}
+
+/// The expert store's summary line on stderr, when experts were streamed.
+fn report_experts(loaded: &crate::load::Loaded) {
+    if loaded.streaming {
+        eprintln!(
+            "{}",
+            crate::expert_cache::summary(&loaded.model.expert_stats())
+        );
+    }
 }
 
 /// Logits of positions `first..` of one chunk evaluated from an empty cache, its first token
@@ -280,10 +294,11 @@ pub fn compare(
 
 fn kl_divergence(args: &PerplexityArgs, base_path: &str) -> Result<()> {
     let mut base = BaseFile::open(base_path)?;
-    let loaded = crate::load::load(
+    let loaded = crate::load::load_with(
         &args.model,
         crate::load::threads(args.threads),
         args.no_mmap,
+        &args.experts,
     )?;
     eprintln!(
         "kl_divergence: computing over {} chunks, n_ctx={}",
@@ -322,5 +337,6 @@ fn kl_divergence(args: &PerplexityArgs, base_path: &str) -> Result<()> {
         100.0 * same,
         100.0 * (same * (1.0 - same) / (stats.count as f64 - 1.0).max(1.0)).sqrt()
     );
+    report_experts(&loaded);
     Ok(())
 }

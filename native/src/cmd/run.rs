@@ -126,6 +126,8 @@ pub struct RunArgs {
     /// One turn of chat, then exit.
     #[arg(long = "single-turn")]
     pub single_turn: bool,
+    #[command(flatten)]
+    pub experts: crate::expert_cache::ExpertCacheArgs,
 }
 
 /// Says once on stderr that an accepted flag does nothing in this build.
@@ -216,10 +218,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         gguf,
         tokenizer,
         model,
-    } = crate::load::load(
+        streaming,
+    } = crate::load::load_with(
         &args.model,
         crate::load::threads(args.threads),
         args.no_mmap,
+        &args.experts,
     )?;
     let cfg = &model.config;
     let mla = cfg.arch == Arch::DeepSeek2 && cfg.deepseek.as_ref().is_some_and(|d| d.mla);
@@ -281,6 +285,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         "\n{}",
         gen.perf.summary(t_start.elapsed().as_secs_f64() * 1e3)
     );
+    if streaming {
+        eprintln!("{}", crate::expert_cache::summary(&model.expert_stats()));
+    }
     Ok(())
 }
 

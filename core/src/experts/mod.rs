@@ -5,6 +5,28 @@
 //! forward pass never touches those tensors directly; it asks an [`ExpertStore`] for the experts
 //! the router picked, so a store that pages experts from disk or over HTTP can replace the
 //! fully resident one without any change to the model.
+//!
+//! * [`ResidentExperts`]: every expert sliced out of the (memory-mapped) stacked tensors at
+//!   load; the OS page cache is the cache.
+//! * [`StreamingExperts`]: experts read on demand from the model's byte sources (positioned
+//!   reads, HTTP ranges, browser fetch) into budgeted cache tiers, with prefetch of the next
+//!   layer's predicted experts. Same bytes, same kernels: the logits do not depend on the
+//!   budget.
+//! * [`TracingStore`]: wraps a store and records the routing trace, used to compare eviction
+//!   policies offline ([`trace::simulate`]).
+
+mod fetch;
+pub mod layout;
+pub mod policy;
+mod stats;
+mod streaming;
+pub mod trace;
+
+pub use layout::ExpertLayout;
+pub use policy::PolicyKind;
+pub use stats::StoreStats;
+pub use streaming::{StreamingExperts, StreamingOptions};
+pub use trace::{RoutingTrace, TracingStore};
 
 use crate::backend::Backend;
 use crate::source::LocalBoxFuture;
@@ -21,17 +43,6 @@ pub struct Expert<W> {
 /// Shared handles to experts, in the order they were asked for.
 pub type ExpertHandles<W> = Vec<Arc<Expert<W>>>;
 
-/// Counters every store reports (a resident store only counts hits).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct StoreStats {
-    pub hits: u64,
-    pub misses: u64,
-    pub bytes_read: u64,
-    pub stall_ms: f64,
-    pub prefetch_issued: u64,
-    pub prefetch_useful: u64,
-}
-
 /// Where routed experts come from.
 pub trait ExpertStore<B: Backend> {
     /// The experts `ids` of `layer`, in the order given, fetched first if needed.
@@ -42,7 +53,13 @@ pub trait ExpertStore<B: Backend> {
         ids: &'a [u32],
     ) -> LocalBoxFuture<'a, Result<ExpertHandles<B::Weight>>>;
 
-    /// A hint that `ids` of `layer` will probably be asked for soon.
+    /// Whether the model should predict upcoming experts and call [`ExpertStore::prefetch`].
+    /// Predicting costs a router product per layer, so stores that cannot use the hint say no.
+    fn wants_prefetch(&self) -> bool {
+        false
+    }
+
+    /// A hint that `ids` of `layer` will probably be asked for soon (most likely first).
     fn prefetch(&self, _backend: &B, _layer: usize, _ids: &[u32]) {}
 
     fn stats(&self) -> StoreStats {
