@@ -3,9 +3,11 @@
 //! It compiles for native targets and for `wasm32-unknown-unknown`. The layers, bottom up:
 //! [`source`] (where bytes come from), [`gguf`] (the container), [`quant`] (the ggml block
 //! formats), [`backend`] (the op interface) with the CPU implementation, [`experts`] (how the
-//! model reaches routed experts), and [`model`] (the forward passes).
+//! model reaches routed experts), [`model`] (the forward passes), and the text side: [`tokenizer`]
+//! and [`chat`] templates.
 
 pub mod backend;
+pub mod chat;
 pub mod cpu;
 pub mod error;
 pub mod experts;
@@ -14,5 +16,6 @@ pub mod model;
 pub mod quant;
 pub mod sample;
 pub mod source;
+pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -11,11 +11,13 @@ use crate::backend::{AttnParams, CacheSpec};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 
-/// One layer's rows: `n_ctx` rows of `cols` values of `ty`.
+/// One layer's rows: up to `n_ctx` rows of `cols` values of `ty`. Memory grows with the
+/// rows actually written, so a large `--ctx-size` costs nothing until it is used.
 struct Rows {
     ty: GgmlType,
     cols: usize,
     row_bytes: usize,
+    capacity: usize,
     data: Vec<u8>,
 }
 
@@ -24,18 +26,26 @@ impl Rows {
         let row_bytes = ty.row_bytes(cols as u64).ok_or_else(|| {
             Error::Invalid(format!("cache type {ty} cannot hold rows of {cols} values"))
         })? as usize;
-        let total = row_bytes
+        row_bytes
             .checked_mul(n_ctx)
             .ok_or_else(|| Error::Invalid(format!("a cache of {n_ctx} rows overflows")))?;
         Ok(Self {
             ty,
             cols,
             row_bytes,
-            data: vec![0u8; total],
+            capacity: n_ctx,
+            data: Vec::new(),
         })
     }
 
     fn store(&mut self, pos: usize, values: &[f32]) -> Result<()> {
+        let need = (pos + 1) * self.row_bytes;
+        if need > self.data.len() {
+            let grown = need
+                .max(self.data.len() * 2)
+                .min(self.capacity * self.row_bytes);
+            self.data.resize(grown.max(need), 0);
+        }
         let dst = &mut self.data[pos * self.row_bytes..(pos + 1) * self.row_bytes];
         super::dot::store_row(self.ty, values, dst)
     }
