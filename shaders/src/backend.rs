@@ -36,14 +36,21 @@ impl GpuTensor {
     }
 }
 
-/// A KV cache: per layer, a buffer of `n_ctx` rows in the cache type's GPU layout.
+/// A KV cache: per layer, a buffer of rows in the cache type's GPU layout. Buffers grow
+/// (doubling, up to `n_ctx` rows) as positions are written, so a large context costs memory
+/// only once it is used.
 pub struct GpuCache {
     pub spec: CacheSpec,
     pub(crate) k: Vec<wgpu::Buffer>,
     pub(crate) v: Vec<wgpu::Buffer>,
     pub(crate) k_row_words: u64,
     pub(crate) v_row_words: u64,
+    /// Rows every layer's buffers hold now.
+    pub(crate) rows: usize,
 }
+
+/// Rows a new cache holds before it first grows.
+const CACHE_START_ROWS: usize = 256;
 
 /// The wgpu backend.
 pub struct WgpuBackend {
@@ -65,7 +72,7 @@ impl WgpuBackend {
         let table = grid_table();
         let grids = gpu.storage_with("sluice grids", table.words.len() as u64 * 4, |write| {
             write(0, bytemuck::cast_slice(&table.words))
-        });
+        })?;
         let chunk_shift = weights::chunk_shift(&gpu.limits);
         // x, y, host data and grids take four storage bindings.
         let max_parts = (gpu.limits.max_storage_buffers_per_shader_stage as usize)
@@ -96,8 +103,10 @@ impl WgpuBackend {
         self.rec.borrow_mut()
     }
 
+    /// The key of a kernel without a format, with subgroups where the kernel has a variant.
     pub(crate) fn key(&self, kernel: &'static str) -> ShaderKey {
-        ShaderKey::plain(kernel, self.gpu.subgroups)
+        let reduces = crate::compose::KernelSpec::get(kernel).is_ok_and(|k| k.reduces);
+        ShaderKey::plain(kernel, self.gpu.subgroups && reduces)
     }
 
     /// Submits all recorded work.
@@ -121,6 +130,22 @@ impl WgpuBackend {
 
     pub(crate) fn copy(&self, src: &wgpu::Buffer, src_at: u64, dst: &wgpu::Buffer, dst_at: u64, bytes: u64) {
         self.rec().copy(&self.gpu, src, src_at, dst, dst_at, bytes);
+    }
+
+    /// Grows every layer of `cache` to hold at least `need` rows (keeping what it holds).
+    pub(crate) fn grow_cache(&self, cache: &mut GpuCache, need: usize) {
+        if need <= cache.rows {
+            return;
+        }
+        let rows = need.max(cache.rows * 2).min(cache.spec.n_ctx);
+        for (bufs, row_words) in [(&mut cache.k, cache.k_row_words), (&mut cache.v, cache.v_row_words)] {
+            for b in bufs.iter_mut() {
+                let grown = self.gpu.storage("kv cache", rows as u64 * row_words * 4);
+                self.copy(b, 0, &grown, 0, cache.rows as u64 * row_words * 4);
+                *b = grown;
+            }
+        }
+        cache.rows = rows;
     }
 
     pub(crate) fn bind<'a>(t: &'a GpuTensor) -> Bind<'a> {
@@ -182,7 +207,7 @@ impl Backend for WgpuBackend {
         }
         let buf = self.gpu.storage_with("tensor", data.len() as u64 * 4, |write| {
             write(0, bytemuck::cast_slice(data))
-        });
+        })?;
         Ok(GpuTensor { buf, rows, cols })
     }
 
@@ -224,12 +249,13 @@ impl Backend for WgpuBackend {
             Some(vc) => row_words(spec.v_type, vc)?,
             None => k_row_words,
         };
+        let rows = spec.n_ctx.min(CACHE_START_ROWS);
         let mut k = Vec::with_capacity(spec.n_layer);
         let mut v = Vec::new();
         for _ in 0..spec.n_layer {
-            k.push(self.gpu.storage("k cache", spec.n_ctx as u64 * k_row_words * 4));
+            k.push(self.gpu.storage("k cache", rows as u64 * k_row_words * 4));
             if spec.v_cols.is_some() {
-                v.push(self.gpu.storage("v cache", spec.n_ctx as u64 * v_row_words * 4));
+                v.push(self.gpu.storage("v cache", rows as u64 * v_row_words * 4));
             }
         }
         Ok(GpuCache {
@@ -238,6 +264,7 @@ impl Backend for WgpuBackend {
             v,
             k_row_words,
             v_row_words,
+            rows,
         })
     }
 

@@ -76,8 +76,8 @@ pub struct KernelSpec {
     params: &'static [(&'static str, P)],
     pub buffers: &'static [Buf],
     pub role: QuantRole,
-    /// Uses `wg_sum` / `wg_max`.
-    reduces: bool,
+    /// Uses `wg_sum` / `wg_max` (the only code with a subgroup variant).
+    pub reduces: bool,
     /// Uses the weight-product job table.
     jobs: bool,
 }
@@ -356,7 +356,9 @@ pub fn compose(key: &ShaderKey) -> Result<String> {
     let spec = KernelSpec::get(key.kernel)?;
     let mut s = String::with_capacity(16 * 1024);
     if key.subgroups {
-        s.push_str("enable subgroups;\n");
+        // naga takes subgroup builtins without `enable subgroups;` (which it rejects); the
+        // browser path never uses this variant.
+        s.push_str("// subgroup variant\n");
     }
     let _ = writeln!(s, "const WG: u32 = {}u;", spec.workgroup);
     // Parameters and declared buffers.

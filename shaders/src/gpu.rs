@@ -175,7 +175,7 @@ impl Gpu {
         label: &str,
         bytes: u64,
         fill: impl FnOnce(&mut dyn FnMut(usize, &[u8])),
-    ) -> wgpu::Buffer {
+    ) -> Result<wgpu::Buffer> {
         let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(16).next_multiple_of(4),
@@ -185,14 +185,17 @@ impl Gpu {
             mapped_at_creation: true,
         });
         {
-            let mut view = buf.slice(..).get_mapped_range_mut();
+            let mut view = buf
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| Error::io("gpu", format!("mapping a new buffer ({label}): {e}")))?;
             let mut write = |at: usize, data: &[u8]| {
                 view.slice(at..at + data.len()).copy_from_slice(data);
             };
             fill(&mut write);
         }
         buf.unmap();
-        buf
+        Ok(buf)
     }
 
     /// The per-batch parameter arena (uniform and read-only storage, written by the queue).

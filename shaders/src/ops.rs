@@ -276,9 +276,11 @@ impl WgpuBackend {
             (None, None) => {}
             _ => return Err(shape_err("cache_store", "V rows do not match the cache".into())),
         }
-        self.store_rows(spec.k_type, k, &cache.k[layer], cache.k_row_words, start)?;
+        let (k_type, v_type) = (spec.k_type, spec.v_type);
+        self.grow_cache(cache, start + k.rows);
+        self.store_rows(k_type, k, &cache.k[layer], cache.k_row_words, start)?;
         if let Some(v) = v {
-            self.store_rows(spec.v_type, v, &cache.v[layer], cache.v_row_words, start)?;
+            self.store_rows(v_type, v, &cache.v[layer], cache.v_row_words, start)?;
         }
         Ok(())
     }
@@ -296,7 +298,7 @@ impl WgpuBackend {
         let (dk, dv) = (p.head_dim_k, p.head_dim_v);
         let t_n = q.rows;
         if layer >= spec.n_layer
-            || start + t_n > spec.n_ctx
+            || start + t_n > cache.rows
             || q.cols != p.n_head * dk
             || out.cols != p.n_head * dv
             || out.rows != t_n

@@ -46,7 +46,7 @@ impl WgpuBackend {
         y_stride: usize,
     ) -> Result<()> {
         let mut host = vec![0u32; jobs.len() * JOB_WORDS];
-        let mut list = |rows: Option<&[u32]>, host: &mut Vec<u32>| match rows {
+        let list = |rows: Option<&[u32]>, host: &mut Vec<u32>| match rows {
             None => NO_INDEX,
             Some(r) => {
                 let at = host.len() as u32;
@@ -283,13 +283,13 @@ impl WgpuBackend {
         let g = self.scratch("moe_gate", n as usize * ff);
         let u = self.scratch("moe_up", n as usize * ff);
         let a = self.scratch("moe_act", n as usize * ff);
-        let phase = |pick: fn(&ExpertJob<'_, GpuWeight>) -> &GpuWeight,
-                     input: bool,
-                     output: bool| {
+        // Phase 0 (gate), 1 (up): gathered tokens → compact rows; 2 (down): compact rows →
+        // the tokens' output slots.
+        let phase = |which: usize, input: bool, output: bool| {
             jobs.iter()
                 .zip(&compact)
                 .map(|(job, c)| Job {
-                    w_word: pick(job).base,
+                    w_word: [job.gate, job.up, job.down][which].base,
                     n_tok: job.x_rows.len() as u32,
                     x_rows: Some(if input { job.x_rows } else { c }),
                     y_rows: Some(if output { job.out_rows } else { c }),
@@ -301,10 +301,10 @@ impl WgpuBackend {
         let gates: Vec<&GpuWeight> = jobs.iter().map(|j| j.gate).collect();
         let ups: Vec<&GpuWeight> = jobs.iter().map(|j| j.up).collect();
         let downs: Vec<&GpuWeight> = jobs.iter().map(|j| j.down).collect();
-        self.batched(&gates, phase(|j| j.gate, true, false), &x.buf, x.cols, &g, ff)?;
-        self.batched(&ups, phase(|j| j.up, true, false), &x.buf, x.cols, &u, ff)?;
+        self.batched(&gates, phase(0, true, false), &x.buf, x.cols, &g, ff)?;
+        self.batched(&ups, phase(1, true, false), &x.buf, x.cols, &u, ff)?;
         self.elementwise_swiglu(&g, &u, &a, n as usize * ff)?;
-        self.batched(&downs, phase(|j| j.down, false, true), &a, ff, &out.buf, out.cols)
+        self.batched(&downs, phase(2, false, true), &a, ff, &out.buf, out.cols)
     }
 
     pub(crate) fn op_embed(&self, table: &GpuWeight, ids: &[u32], out: &mut GpuTensor) -> Result<()> {

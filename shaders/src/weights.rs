@@ -157,7 +157,7 @@ pub fn upload(gpu: &Gpu, w: WeightData, chunk_shift: u32) -> Result<GpuWeight> {
                 pending_at += take;
                 at += take as u64;
             }
-        });
+        })?;
         parts.push(buf);
     }
     Ok(GpuWeight {

@@ -1,5 +1,7 @@
 //! Shared helpers for sluice's integration tests: fixture paths and golden-file readers.
 
+pub mod gpu_parity;
+
 use std::path::PathBuf;
 
 /// The directory of committed fixtures (`tests/fixtures`).

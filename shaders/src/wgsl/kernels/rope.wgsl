@@ -2,15 +2,15 @@
 // host (computed exactly as the CPU backend does): host[2·(t·half + i) ..]. One invocation per
 // (pair, segment); wid.y is the row.
 fn kernel(lid: u32, wid: vec3<u32>) {
-    let half = p.n_rot / 2u;
+    let hr = p.n_rot / 2u;
     let k = wid.x * WG + lid;
-    if (k >= half * p.seg_groups) {
+    if (k >= hr * p.seg_groups) {
         return;
     }
     let t = wid.y;
-    let g = k / half;
-    let i = k % half;
-    let cs = 2u * (t * half + i);
+    let g = k / hr;
+    let i = k % hr;
+    let cs = 2u * (t * hr + i);
     let c = bitcast<f32>(host[cs]);
     let s = bitcast<f32>(host[cs + 1u]);
     let base = t * p.cols + g * p.seg_stride + p.seg_offset;
@@ -18,7 +18,7 @@ fn kernel(lid: u32, wid: vec3<u32>) {
     var b: u32;
     if (p.neox != 0u) {
         a = base + i;
-        b = base + i + half;
+        b = base + i + hr;
     } else {
         a = base + 2u * i;
         b = a + 1u;
