@@ -82,6 +82,10 @@ pub struct KernelSpec {
     jobs: bool,
 }
 
+/// Invocations that share one weight row in the matvec kernel (`row_sum`); subgroup variants
+/// need subgroups at least this wide.
+pub const ROW_THREADS: u32 = 8;
+
 const F32S: &str = "array<f32>";
 const U32S: &str = "array<u32>";
 
@@ -360,7 +364,11 @@ pub fn compose(key: &ShaderKey) -> Result<String> {
         // browser path never uses this variant.
         s.push_str("// subgroup variant\n");
     }
-    let _ = writeln!(s, "const WG: u32 = {}u;", spec.workgroup);
+    let _ = writeln!(
+        s,
+        "const WG: u32 = {}u;\nconst ROW_THREADS: u32 = {ROW_THREADS}u;",
+        spec.workgroup
+    );
     // Parameters and declared buffers.
     s.push_str("struct Params {\n");
     for (name, ty) in spec.params {

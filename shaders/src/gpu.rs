@@ -101,7 +101,10 @@ impl Gpu {
             .await
             .map_err(|e| Error::Unsupported(format!("no GPU adapter: {e}")))?;
         let features = adapter.features();
-        let subgroups = opts.subgroups && features.contains(wgpu::Features::SUBGROUP);
+        // Row reductions shuffle within groups of ROW_THREADS lanes of one subgroup.
+        let subgroups = opts.subgroups
+            && features.contains(wgpu::Features::SUBGROUP)
+            && adapter.get_info().subgroup_min_size >= crate::compose::ROW_THREADS;
         let mut required = wgpu::Features::empty();
         if subgroups {
             required |= wgpu::Features::SUBGROUP;

@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 /// Jobs of at most this many rows use the matvec kernel (its `MV_TOK`).
 const MATVEC_MAX_ROWS: u32 = 4;
+/// Weight rows per matvec workgroup (its `MV_ROWS`: 64 invocations, `ROW_THREADS` per row).
+const MATVEC_ROWS_PER_GROUP: u32 = 64 / crate::compose::ROW_THREADS;
 /// Rows × tokens of a matmul tile (its `TILE`).
 const TILE: u32 = 64;
 const JOB_WORDS: usize = 8;
@@ -78,7 +80,7 @@ impl WgpuBackend {
             ..self.key(kernel)
         };
         let grid = if matvec {
-            let [gx, gy] = linear_grid(rows as u32);
+            let [gx, gy] = linear_grid((rows as u32).div_ceil(MATVEC_ROWS_PER_GROUP));
             [gx, gy, jobs.len() as u32]
         } else {
             [

@@ -30,3 +30,19 @@ fn wg_max(v: f32, lid: u32) -> f32 {
     workgroupBarrier();
     return r;
 }
+
+// Sum over the ROW_THREADS consecutive invocations that share lid / ROW_THREADS.
+fn row_sum(v: f32, lid: u32) -> f32 {
+    red_buf[lid] = v;
+    workgroupBarrier();
+    let k = lid % ROW_THREADS;
+    for (var s = ROW_THREADS / 2u; s > 0u; s >>= 1u) {
+        if (k < s) {
+            red_buf[lid] += red_buf[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let r = red_buf[lid - k];
+    workgroupBarrier();
+    return r;
+}

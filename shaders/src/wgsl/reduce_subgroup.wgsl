@@ -33,3 +33,13 @@ fn wg_max(v: f32, lid: u32) -> f32 {
     workgroupBarrier();
     return m;
 }
+
+// Sum over the ROW_THREADS consecutive invocations that share lid / ROW_THREADS: a butterfly
+// inside the subgroup (subgroups are at least ROW_THREADS wide; see `Gpu::open`).
+fn row_sum(v: f32, lid: u32) -> f32 {
+    var s = v;
+    for (var m = ROW_THREADS / 2u; m > 0u; m >>= 1u) {
+        s += subgroupShuffleXor(s, m);
+    }
+    return s;
+}
