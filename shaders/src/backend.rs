@@ -128,7 +128,14 @@ impl WgpuBackend {
         }
     }
 
-    pub(crate) fn copy(&self, src: &wgpu::Buffer, src_at: u64, dst: &wgpu::Buffer, dst_at: u64, bytes: u64) {
+    pub(crate) fn copy(
+        &self,
+        src: &wgpu::Buffer,
+        src_at: u64,
+        dst: &wgpu::Buffer,
+        dst_at: u64,
+        bytes: u64,
+    ) {
         self.rec().copy(&self.gpu, src, src_at, dst, dst_at, bytes);
     }
 
@@ -138,7 +145,10 @@ impl WgpuBackend {
             return;
         }
         let rows = need.max(cache.rows * 2).min(cache.spec.n_ctx);
-        for (bufs, row_words) in [(&mut cache.k, cache.k_row_words), (&mut cache.v, cache.v_row_words)] {
+        for (bufs, row_words) in [
+            (&mut cache.k, cache.k_row_words),
+            (&mut cache.v, cache.v_row_words),
+        ] {
             for b in bufs.iter_mut() {
                 let grown = self.gpu.storage("kv cache", rows as u64 * row_words * 4);
                 self.copy(b, 0, &grown, 0, cache.rows as u64 * row_words * 4);
@@ -203,11 +213,16 @@ impl Backend for WgpuBackend {
 
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Result<GpuTensor> {
         if data.len() != rows * cols {
-            return Err(shape_err("upload", format!("{} values for {rows}×{cols}", data.len())));
+            return Err(shape_err(
+                "upload",
+                format!("{} values for {rows}×{cols}", data.len()),
+            ));
         }
-        let buf = self.gpu.storage_with("tensor", data.len() as u64 * 4, |write| {
-            write(0, bytemuck::cast_slice(data))
-        })?;
+        let buf = self
+            .gpu
+            .storage_with("tensor", data.len() as u64 * 4, |write| {
+                write(0, bytemuck::cast_slice(data))
+            })?;
         Ok(GpuTensor { buf, rows, cols })
     }
 

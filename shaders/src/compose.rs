@@ -280,14 +280,14 @@ impl KernelSpec {
         }
         self.params
             .iter()
-            .map(|&(name, ty)| {
-                match (vals.iter().find(|(n, _)| *n == name).map(|v| v.1), ty) {
+            .map(
+                |&(name, ty)| match (vals.iter().find(|(n, _)| *n == name).map(|v| v.1), ty) {
                     (Some(Val::U(u)), P::U32) => Ok(u),
                     (Some(Val::F(f)), P::F32) => Ok(f.to_bits()),
                     (Some(_), _) => Err(bad(format!("parameter {name} has the wrong type"))),
                     (None, _) => Err(bad(format!("parameter {name} is missing"))),
-                }
-            })
+                },
+            )
             .collect()
     }
 }
@@ -347,12 +347,10 @@ const REDUCE_SUBGROUP: &str = include_str!("wgsl/reduce_subgroup.wgsl");
 const JOBS: &str = include_str!("wgsl/kernels/jobs.wgsl");
 
 fn format_of(ty: Option<GgmlType>, key: &ShaderKey) -> Result<&'static GpuFormat> {
-    let ty = ty.ok_or_else(|| {
-        Error::Invalid(format!("shader {} needs a quant format", key.label()))
-    })?;
-    GpuFormat::of(ty).ok_or_else(|| {
-        Error::Unsupported(format!("GPU kernels for {ty} data ({})", key.kernel))
-    })
+    let ty =
+        ty.ok_or_else(|| Error::Invalid(format!("shader {} needs a quant format", key.label())))?;
+    GpuFormat::of(ty)
+        .ok_or_else(|| Error::Unsupported(format!("GPU kernels for {ty} data ({})", key.kernel)))
 }
 
 /// The WGSL module for `key`.
@@ -409,7 +407,14 @@ pub fn compose(key: &ShaderKey) -> Result<String> {
             );
             for (prefix, f) in [("k_", fk), ("v_", fv)] {
                 let mut part = String::new();
-                weight_bindings(&mut part, prefix, &format!("{prefix}cache"), 1, 0, &mut binding);
+                weight_bindings(
+                    &mut part,
+                    prefix,
+                    &format!("{prefix}cache"),
+                    1,
+                    0,
+                    &mut binding,
+                );
                 part.push_str(&format_source(f));
                 s.push_str(&prefixed(prefix, &part));
                 uses_grids |= f.uses_grids;
@@ -417,9 +422,9 @@ pub fn compose(key: &ShaderKey) -> Result<String> {
         }
         QuantRole::Store => {
             let f = format_of(key.quant, key)?;
-            let store = f.store.ok_or_else(|| {
-                Error::Unsupported(format!("a KV cache of type {}", f.ty))
-            })?;
+            let store = f
+                .store
+                .ok_or_else(|| Error::Unsupported(format!("a KV cache of type {}", f.ty)))?;
             let _ = writeln!(
                 s,
                 "const STORE_QK: u32 = {}u;\nconst STORE_WORDS: u32 = {}u;",

@@ -120,7 +120,8 @@ impl GpuFormat {
     /// GPU blocks.
     pub fn row_words(&self, cols: usize) -> Option<usize> {
         let be = self.block_elems() as usize;
-        (cols % be == 0).then(|| cols / be * self.block_words() as usize)
+        cols.is_multiple_of(be)
+            .then(|| cols / be * self.block_words() as usize)
     }
 
     /// Rewrites whole GGUF blocks (`src`, a multiple of [`Self::src_block_bytes`]) into GPU

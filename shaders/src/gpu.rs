@@ -81,7 +81,8 @@ fn instance() -> wgpu::Instance {
 /// Every adapter the instance can see (native; the browser exposes one through `open`).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn list_adapters() -> Vec<AdapterSummary> {
-    let adapters = sluice_core::source::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    let adapters =
+        sluice_core::source::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
     adapters
         .iter()
         .map(|a| AdapterSummary::new(&a.get_info(), &a.limits(), a.features()))
@@ -133,7 +134,8 @@ impl Gpu {
         }));
         let mut limits = device.limits();
         if let Some(cap) = opts.max_binding_bytes {
-            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap);
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(cap);
         }
         Ok(Gpu {
             adapter: AdapterSummary::new(&adapter.get_info(), &device.limits(), device.features()),
@@ -277,16 +279,14 @@ impl Gpu {
         self.queue.submit([enc.finish()]);
         let slot: Arc<Mutex<MapSlot>> = Arc::default();
         let done = slot.clone();
-        staging
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                if let Ok(mut s) = done.lock() {
-                    s.result = Some(r.map_err(|e| e.to_string()));
-                    if let Some(w) = s.waker.take() {
-                        w.wake();
-                    }
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            if let Ok(mut s) = done.lock() {
+                s.result = Some(r.map_err(|e| e.to_string()));
+                if let Some(w) = s.waker.take() {
+                    w.wake();
                 }
-            });
+            }
+        });
         // Native: wait here (map callbacks run inside poll). The browser resolves the map on
         // its own event loop, which the returned future waits for.
         #[cfg(not(target_arch = "wasm32"))]

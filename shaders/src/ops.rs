@@ -75,7 +75,7 @@ impl WgpuBackend {
         p: &RopeParams,
     ) -> Result<()> {
         check_seg("rope", x, seg)?;
-        if positions.len() != x.rows || seg.len != p.n_rot || p.n_rot % 2 != 0 {
+        if positions.len() != x.rows || seg.len != p.n_rot || !p.n_rot.is_multiple_of(2) {
             return Err(shape_err(
                 "rope",
                 format!(
@@ -139,7 +139,11 @@ impl WgpuBackend {
             &[],
             &[Self::bind(src), Self::bind(dst)],
             &[],
-            [(ss.len as u32).div_ceil(WG), ss.groups as u32, src.rows as u32],
+            [
+                (ss.len as u32).div_ceil(WG),
+                ss.groups as u32,
+                src.rows as u32,
+            ],
         )
     }
 
@@ -161,7 +165,12 @@ impl WgpuBackend {
         )
     }
 
-    pub(crate) fn op_swiglu(&self, gate: &GpuTensor, up: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
+    pub(crate) fn op_swiglu(
+        &self,
+        gate: &GpuTensor,
+        up: &GpuTensor,
+        out: &mut GpuTensor,
+    ) -> Result<()> {
         if gate.len() != up.len() || out.len() != up.len() {
             return Err(shape_err(
                 "swiglu",
@@ -208,7 +217,11 @@ impl WgpuBackend {
         k: usize,
         out: &mut GpuTensor,
     ) -> Result<()> {
-        if slots.rows != out.rows * k || weights.len() != slots.rows || slots.cols != out.cols || k == 0 {
+        if slots.rows != out.rows * k
+            || weights.len() != slots.rows
+            || slots.cols != out.cols
+            || k == 0
+        {
             return Err(shape_err(
                 "moe_combine",
                 format!("{} slots, {} weights, k {k}", slots.rows, weights.len()),
@@ -252,7 +265,11 @@ impl WgpuBackend {
             &[],
             &[Self::bind(rows), Bind::Buf(dst)],
             &[],
-            [((rows.cols / block) as u32).div_ceil(WG), rows.rows as u32, 1],
+            [
+                ((rows.cols / block) as u32).div_ceil(WG),
+                rows.rows as u32,
+                1,
+            ],
         )
     }
 
@@ -274,7 +291,12 @@ impl WgpuBackend {
         match (v, spec.v_cols) {
             (Some(v), Some(vc)) if v.cols == vc && v.rows == k.rows => {}
             (None, None) => {}
-            _ => return Err(shape_err("cache_store", "V rows do not match the cache".into())),
+            _ => {
+                return Err(shape_err(
+                    "cache_store",
+                    "V rows do not match the cache".into(),
+                ))
+            }
         }
         let (k_type, v_type) = (spec.k_type, spec.v_type);
         self.grow_cache(cache, start + k.rows);
@@ -303,7 +325,7 @@ impl WgpuBackend {
             || out.cols != p.n_head * dv
             || out.rows != t_n
             || p.n_head_kv == 0
-            || p.n_head % p.n_head_kv != 0
+            || !p.n_head.is_multiple_of(p.n_head_kv)
             || spec.k_cols != p.n_head_kv * dk
         {
             return Err(shape_err(
@@ -315,7 +337,12 @@ impl WgpuBackend {
             Some(vc) if vc == p.n_head_kv * dv => (&cache.v[layer], spec.v_type),
             Some(_) => return Err(shape_err("attention", "V cache width mismatch".into())),
             None if dv <= dk && p.n_head_kv == 1 => (&cache.k[layer], spec.k_type),
-            None => return Err(shape_err("attention", "a latent cache needs one KV head".into())),
+            None => {
+                return Err(shape_err(
+                    "attention",
+                    "a latent cache needs one KV head".into(),
+                ))
+            }
         };
         let block = |ty: GgmlType| {
             crate::formats::GpuFormat::of(ty).map_or(usize::MAX, |f| f.block_elems() as usize)
@@ -348,7 +375,14 @@ impl WgpuBackend {
                 ("q_stride", u(q.cols)),
                 ("y_stride", u(out.cols)),
                 ("k_row_words", Val::U(cache.k_row_words as u32)),
-                ("v_row_words", Val::U(if spec.v_cols.is_some() { cache.v_row_words } else { cache.k_row_words } as u32)),
+                (
+                    "v_row_words",
+                    Val::U(if spec.v_cols.is_some() {
+                        cache.v_row_words
+                    } else {
+                        cache.k_row_words
+                    } as u32),
+                ),
                 ("round_q", Val::U(round_q)),
                 ("scale", Val::F(p.scale)),
             ],

@@ -23,6 +23,16 @@ const TILE: u32 = 64;
 const JOB_WORDS: usize = 8;
 const NO_INDEX: u32 = u32::MAX;
 
+/// The activation buffers of a product: input rows of `x_stride` floats, output rows of
+/// `y_stride` floats.
+#[derive(Clone, Copy)]
+struct Io<'a> {
+    x: &'a wgpu::Buffer,
+    x_stride: usize,
+    y: &'a wgpu::Buffer,
+    y_stride: usize,
+}
+
 /// One job of a product dispatch.
 struct Job<'a> {
     /// First word of the job's matrix in the part sequence.
@@ -34,6 +44,17 @@ struct Job<'a> {
     y_col: u32,
 }
 
+impl<'a> Io<'a> {
+    fn of(x: &'a GpuTensor, y: &'a GpuTensor) -> Self {
+        Io {
+            x: &x.buf,
+            x_stride: x.cols,
+            y: &y.buf,
+            y_stride: y.cols,
+        }
+    }
+}
+
 impl WgpuBackend {
     /// Runs `jobs` (matrices of `rows` × `w.cols` of `w`'s type and buffers) over `window`.
     fn product(
@@ -42,10 +63,7 @@ impl WgpuBackend {
         rows: usize,
         window: &Window,
         jobs: &[Job<'_>],
-        x: &wgpu::Buffer,
-        x_stride: usize,
-        y: &wgpu::Buffer,
-        y_stride: usize,
+        io: Io<'_>,
     ) -> Result<()> {
         let mut host = vec![0u32; jobs.len() * JOB_WORDS];
         let list = |rows: Option<&[u32]>, host: &mut Vec<u32>| match rows {
@@ -57,7 +75,10 @@ impl WgpuBackend {
             }
         };
         for (i, j) in jobs.iter().enumerate() {
-            let local = j.w_word.checked_sub(window.origin).and_then(|v| u32::try_from(v).ok());
+            let local = j
+                .w_word
+                .checked_sub(window.origin)
+                .and_then(|v| u32::try_from(v).ok());
             let local = local.ok_or_else(|| {
                 Error::Invalid(format!("{}: weight view outside its bound buffers", w.name))
             })?;
@@ -89,7 +110,8 @@ impl WgpuBackend {
                 jobs.len() as u32,
             ]
         };
-        let mut extra: Vec<&wgpu::Buffer> = w.parts[window.first_part..window.first_part + window.parts]
+        let mut extra: Vec<&wgpu::Buffer> = w.parts
+            [window.first_part..window.first_part + window.parts]
             .iter()
             .collect();
         if w.format.uses_grids {
@@ -102,17 +124,22 @@ impl WgpuBackend {
                 ("rows", Val::U(rows as u32)),
                 ("cols", Val::U(w.cols as u32)),
                 ("row_words", Val::U(w.row_words as u32)),
-                ("x_stride", Val::U(x_stride as u32)),
-                ("y_stride", Val::U(y_stride as u32)),
+                ("x_stride", Val::U(io.x_stride as u32)),
+                ("y_stride", Val::U(io.y_stride as u32)),
             ],
             &host,
-            &[Bind::Buf(x), Bind::Buf(y), Bind::Host],
+            &[Bind::Buf(io.x), Bind::Buf(io.y), Bind::Host],
             &extra,
             grid,
         )
     }
 
-    pub(crate) fn op_matmul(&self, w: &GpuWeight, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
+    pub(crate) fn op_matmul(
+        &self,
+        w: &GpuWeight,
+        x: &GpuTensor,
+        out: &mut GpuTensor,
+    ) -> Result<()> {
         if w.mats != 1 || x.cols != w.cols || out.rows != x.rows || out.cols != w.rows {
             return Err(shape_err(
                 "matmul",
@@ -131,7 +158,7 @@ impl WgpuBackend {
                 x_col: 0,
                 y_col: r0 as u32,
             };
-            self.product(w, n, &window, &[job], &x.buf, x.cols, &out.buf, out.cols)?;
+            self.product(w, n, &window, &[job], Io::of(x, out))?;
         }
         Ok(())
     }
@@ -154,7 +181,10 @@ impl WgpuBackend {
         {
             return Err(shape_err(
                 "matmul_groups",
-                format!("{} [{}×{}×{}] with {xs:?} → {os:?}", w.name, w.mats, w.rows, w.cols),
+                format!(
+                    "{} [{}×{}×{}] with {xs:?} → {os:?}",
+                    w.name, w.mats, w.rows, w.cols
+                ),
             ));
         }
         let window = w.rows_window(0, w.total_rows(), self.chunk_shift);
@@ -174,26 +204,23 @@ impl WgpuBackend {
                 y_col: (g * os.stride + os.offset) as u32,
             })
             .collect();
-        self.product(w, w.rows, &window, &jobs, &x.buf, x.cols, &out.buf, out.cols)
+        self.product(w, w.rows, &window, &jobs, Io::of(x, out))
     }
 
     /// Runs one product per weight for the given per-weight jobs, batching weights that share
     /// a type, their buffers and a window of at most `max_parts` parts into one dispatch.
-    fn batched(
-        &self,
-        weights: &[&GpuWeight],
-        jobs: Vec<Job<'_>>,
-        x: &wgpu::Buffer,
-        x_stride: usize,
-        y: &wgpu::Buffer,
-        y_stride: usize,
-    ) -> Result<()> {
+    fn batched(&self, weights: &[&GpuWeight], jobs: Vec<Job<'_>>, io: Io<'_>) -> Result<()> {
         let mut order: Vec<usize> = (0..weights.len()).collect();
         let windows: Vec<Window> = weights
             .iter()
             .map(|w| w.rows_window(0, w.rows, self.chunk_shift))
             .collect();
-        order.sort_by_key(|&i| (Arc::as_ptr(&weights[i].parts) as usize, windows[i].first_part));
+        order.sort_by_key(|&i| {
+            (
+                Arc::as_ptr(&weights[i].parts) as usize,
+                windows[i].first_part,
+            )
+        });
         let mut jobs: Vec<Option<Job<'_>>> = jobs.into_iter().map(Some).collect();
         let mut i = 0;
         while i < order.len() {
@@ -229,7 +256,7 @@ impl WgpuBackend {
                 origin: (start_part as u64) << self.chunk_shift,
             };
             let group_jobs: Vec<Job<'_>> = group.iter().filter_map(|&g| jobs[g].take()).collect();
-            self.product(first, first.rows, &window, &group_jobs, x, x_stride, y, y_stride)?;
+            self.product(first, first.rows, &window, &group_jobs, io)?;
             i = k;
         }
         Ok(())
@@ -303,13 +330,28 @@ impl WgpuBackend {
         let gates: Vec<&GpuWeight> = jobs.iter().map(|j| j.gate).collect();
         let ups: Vec<&GpuWeight> = jobs.iter().map(|j| j.up).collect();
         let downs: Vec<&GpuWeight> = jobs.iter().map(|j| j.down).collect();
-        self.batched(&gates, phase(0, true, false), &x.buf, x.cols, &g, ff)?;
-        self.batched(&ups, phase(1, true, false), &x.buf, x.cols, &u, ff)?;
+        let io = |x, x_stride, y, y_stride| Io {
+            x,
+            x_stride,
+            y,
+            y_stride,
+        };
+        self.batched(&gates, phase(0, true, false), io(&x.buf, x.cols, &g, ff))?;
+        self.batched(&ups, phase(1, true, false), io(&x.buf, x.cols, &u, ff))?;
         self.elementwise_swiglu(&g, &u, &a, n as usize * ff)?;
-        self.batched(&downs, phase(2, false, true), &a, ff, &out.buf, out.cols)
+        self.batched(
+            &downs,
+            phase(2, false, true),
+            io(&a, ff, &out.buf, out.cols),
+        )
     }
 
-    pub(crate) fn op_embed(&self, table: &GpuWeight, ids: &[u32], out: &mut GpuTensor) -> Result<()> {
+    pub(crate) fn op_embed(
+        &self,
+        table: &GpuWeight,
+        ids: &[u32],
+        out: &mut GpuTensor,
+    ) -> Result<()> {
         if out.rows != ids.len() || out.cols != table.cols {
             return Err(shape_err(
                 "embed",
@@ -335,7 +377,10 @@ impl WgpuBackend {
                 )));
             }
             let local = (word - win.origin) as u32;
-            match groups.iter_mut().find(|(w, _)| w.first_part == win.first_part) {
+            match groups
+                .iter_mut()
+                .find(|(w, _)| w.first_part == win.first_part)
+            {
                 Some((w, list)) => {
                     w.parts = w.parts.max(win.parts);
                     list.extend_from_slice(&[local, t as u32]);

@@ -94,7 +94,10 @@ impl GpuWeight {
 /// Repacks `w` into parts of `1 << chunk_shift` words.
 pub fn upload(gpu: &Gpu, w: WeightData, chunk_shift: u32) -> Result<GpuWeight> {
     let format = GpuFormat::of(w.ty).ok_or_else(|| {
-        Error::Unsupported(format!("{}: the GPU backend cannot compute with {} data", w.name, w.ty))
+        Error::Unsupported(format!(
+            "{}: the GPU backend cannot compute with {} data",
+            w.name, w.ty
+        ))
     })?;
     let row_words = format.row_words(w.cols).ok_or_else(|| {
         Error::Unsupported(format!(
@@ -105,10 +108,9 @@ pub fn upload(gpu: &Gpu, w: WeightData, chunk_shift: u32) -> Result<GpuWeight> {
             format.block_elems()
         ))
     })? as u64;
-    let row_bytes = w
-        .ty
-        .row_bytes(w.cols as u64)
-        .ok_or_else(|| Error::Unsupported(format!("{}: type {} with {} columns", w.name, w.ty, w.cols)))?;
+    let row_bytes = w.ty.row_bytes(w.cols as u64).ok_or_else(|| {
+        Error::Unsupported(format!("{}: type {} with {} columns", w.name, w.ty, w.cols))
+    })?;
     let total_rows = (w.rows * w.mats) as u64;
     let bytes = w.bytes.bytes();
     if w.bytes.len() != row_bytes * total_rows || bytes.len() as u64 != row_bytes * total_rows {

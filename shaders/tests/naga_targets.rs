@@ -83,6 +83,10 @@ fn every_shader_translates_to_every_target() {
     );
     // Every format the backend can read is covered by at least one kernel.
     for f in sluice_shaders::formats::FORMATS {
-        assert!(keys.iter().any(|k| k.quant == Some(f.ty)), "{} not covered", f.ty);
+        assert!(
+            keys.iter().any(|k| k.quant == Some(f.ty)),
+            "{} not covered",
+            f.ty
+        );
     }
 }

@@ -23,11 +23,27 @@ fn cpu() -> CpuBackend {
 }
 
 /// Uploads the same data to both backends.
-fn pair<G: Backend>(g: &G, c: &CpuBackend, data: &[f32], rows: usize, cols: usize) -> (G::Tensor, <CpuBackend as Backend>::Tensor) {
-    (g.upload(data, rows, cols).unwrap(), c.upload(data, rows, cols).unwrap())
+fn pair<G: Backend>(
+    g: &G,
+    c: &CpuBackend,
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+) -> (G::Tensor, <CpuBackend as Backend>::Tensor) {
+    (
+        g.upload(data, rows, cols).unwrap(),
+        c.upload(data, rows, cols).unwrap(),
+    )
 }
 
-fn assert_close<G: Backend>(op: &str, g: &G, gt: &G::Tensor, c: &CpuBackend, ct: &<CpuBackend as Backend>::Tensor, bound: f64) -> f64 {
+fn assert_close<G: Backend>(
+    op: &str,
+    g: &G,
+    gt: &G::Tensor,
+    c: &CpuBackend,
+    ct: &<CpuBackend as Backend>::Tensor,
+    bound: f64,
+) -> f64 {
     let e = nmse(&host(g, gt), &host(c, ct));
     assert!(e <= bound, "{op}: NMSE {e:e} > {bound:e}");
     eprintln!("{op:>28}: NMSE {e:.1e}");
@@ -46,7 +62,15 @@ fn row_and_elementwise_ops_match_cpu() {
     // copied through).
     for (name, seg) in [
         ("rms_norm whole", Segments::whole(n)),
-        ("rms_norm segments", Segments { groups: 3, stride: 64, offset: 8, len: 40 }),
+        (
+            "rms_norm segments",
+            Segments {
+                groups: 3,
+                stride: 64,
+                offset: 8,
+                len: 40,
+            },
+        ),
     ] {
         let wd = rng.floats(seg.len);
         let (wg, wc) = pair(&g, &c, &wd, 1, seg.len);
@@ -80,13 +104,33 @@ fn row_and_elementwise_ops_match_cpu() {
     for (name, ss, ds) in [
         (
             "copy_segments",
-            Segments { groups: 4, stride: 48, offset: 16, len: 24 },
-            Segments { groups: 4, stride: 30, offset: 2, len: 24 },
+            Segments {
+                groups: 4,
+                stride: 48,
+                offset: 16,
+                len: 24,
+            },
+            Segments {
+                groups: 4,
+                stride: 30,
+                offset: 2,
+                len: 24,
+            },
         ),
         (
             "copy_segments broadcast",
-            Segments { groups: 4, stride: 0, offset: 160, len: 24 },
-            Segments { groups: 4, stride: 30, offset: 2, len: 24 },
+            Segments {
+                groups: 4,
+                stride: 0,
+                offset: 160,
+                len: 24,
+            },
+            Segments {
+                groups: 4,
+                stride: 30,
+                offset: 2,
+                len: 24,
+            },
         ),
     ] {
         let mut dg = g.tensor(t, 124);
@@ -117,11 +161,23 @@ fn rope_matches_cpu_in_both_modes_with_yarn() {
                 corr_dims: [10.4, 23.9],
             };
             // The rotary part of 3 heads: columns 32..96 of each 96.
-            let seg = Segments { groups: 3, stride: 96, offset: 32, len: 64 };
+            let seg = Segments {
+                groups: 3,
+                stride: 96,
+                offset: 32,
+                len: 64,
+            };
             let (mut xg, mut xc) = pair(&g, &c, &xd, t, n);
             g.rope(&mut xg, seg, &positions, &p).unwrap();
             c.rope(&mut xc, seg, &positions, &p).unwrap();
-            assert_close(&format!("rope {mode:?} ext {ext_factor}"), &g, &xg, &c, &xc, FLOAT_BOUND);
+            assert_close(
+                &format!("rope {mode:?} ext {ext_factor}"),
+                &g,
+                &xg,
+                &c,
+                &xc,
+                FLOAT_BOUND,
+            );
         }
     }
 }
@@ -151,8 +207,34 @@ fn routed_experts_and_combine_match_cpu() {
             }
             let weights: Vec<f32> = (0..t * k).map(|_| rng.f32()).collect();
             let results: Vec<Vec<f32>> = vec![
-                run_experts(&g, ty, &gate_b, &up_b, &down_b, (n_embd, ff, n_expert), &xd, t, k, &x_rows, &out_rows, &weights),
-                run_experts(&c, ty, &gate_b, &up_b, &down_b, (n_embd, ff, n_expert), &xd, t, k, &x_rows, &out_rows, &weights),
+                run_experts(
+                    &g,
+                    ty,
+                    &gate_b,
+                    &up_b,
+                    &down_b,
+                    (n_embd, ff, n_expert),
+                    &xd,
+                    t,
+                    k,
+                    &x_rows,
+                    &out_rows,
+                    &weights,
+                ),
+                run_experts(
+                    &c,
+                    ty,
+                    &gate_b,
+                    &up_b,
+                    &down_b,
+                    (n_embd, ff, n_expert),
+                    &xd,
+                    t,
+                    k,
+                    &x_rows,
+                    &out_rows,
+                    &weights,
+                ),
             ];
             let e = nmse(&results[0], &results[1]);
             eprintln!("{:>28}: NMSE {e:.1e}", format!("moe {ty} T={t}"));
@@ -176,10 +258,35 @@ fn run_experts<B: Backend>(
     out_rows: &[Vec<u32>],
     weights: &[f32],
 ) -> Vec<f32> {
-    let gate = be.load_weight(weight_data("gate_exps", ty, ff * n_expert, n_embd, 1, gate_b.to_vec())).unwrap();
-    let up = be.load_weight(weight_data("up_exps", ty, ff * n_expert, n_embd, 1, up_b.to_vec())).unwrap();
+    let gate = be
+        .load_weight(weight_data(
+            "gate_exps",
+            ty,
+            ff * n_expert,
+            n_embd,
+            1,
+            gate_b.to_vec(),
+        ))
+        .unwrap();
+    let up = be
+        .load_weight(weight_data(
+            "up_exps",
+            ty,
+            ff * n_expert,
+            n_embd,
+            1,
+            up_b.to_vec(),
+        ))
+        .unwrap();
     let down = be
-        .load_weight(weight_data("down_exps", GgmlType::Q8_0, n_embd * n_expert, ff, 1, down_b.to_vec()))
+        .load_weight(weight_data(
+            "down_exps",
+            GgmlType::Q8_0,
+            n_embd * n_expert,
+            ff,
+            1,
+            down_b.to_vec(),
+        ))
         .unwrap();
     let experts: Vec<(B::Weight, B::Weight, B::Weight)> = (0..n_expert)
         .map(|e| {
@@ -212,7 +319,14 @@ fn run_experts<B: Backend>(
 
 /// Prefill of 5 tokens then 2 decode steps through a cache; every step's attention output is
 /// compared.
-fn attention_case(g: &WgpuBackend, spec: CacheSpec, p: AttnParams, gpu_types: (GgmlType, GgmlType), bound: f64, name: &str) {
+fn attention_case(
+    g: &WgpuBackend,
+    spec: CacheSpec,
+    p: AttnParams,
+    gpu_types: (GgmlType, GgmlType),
+    bound: f64,
+    name: &str,
+) {
     let c = cpu();
     let mut rng = Rng::new(24);
     let mut gspec = spec.clone();
@@ -226,9 +340,13 @@ fn attention_case(g: &WgpuBackend, spec: CacheSpec, p: AttnParams, gpu_types: (G
         let kd = rng.floats(t * spec.k_cols);
         let (kg, kc) = pair(g, &c, &kd, t, spec.k_cols);
         let vd = spec.v_cols.map(|vc| rng.floats(t * vc));
-        let v = vd.as_ref().map(|vd| pair(g, &c, vd, t, spec.v_cols.unwrap_or(0)));
-        g.cache_store(&mut gc, 1, start, &kg, v.as_ref().map(|v| &v.0)).unwrap();
-        c.cache_store(&mut cc, 1, start, &kc, v.as_ref().map(|v| &v.1)).unwrap();
+        let v = vd
+            .as_ref()
+            .map(|vd| pair(g, &c, vd, t, spec.v_cols.unwrap_or(0)));
+        g.cache_store(&mut gc, 1, start, &kg, v.as_ref().map(|v| &v.0))
+            .unwrap();
+        c.cache_store(&mut cc, 1, start, &kc, v.as_ref().map(|v| &v.1))
+            .unwrap();
         let (qg, qc) = pair(g, &c, &qd, t, p.n_head * p.head_dim_k);
         let mut og = g.tensor(t, p.n_head * p.head_dim_v);
         let mut oc = c.tensor(t, p.n_head * p.head_dim_v);
@@ -243,28 +361,110 @@ fn attention_case(g: &WgpuBackend, spec: CacheSpec, p: AttnParams, gpu_types: (G
 fn attention_over_every_cache_type_matches_cpu() {
     let Some(g) = gpu() else { return };
     // Grouped-query attention: 4 heads over 2 KV heads of 64.
-    let gqa = AttnParams { n_head: 4, n_head_kv: 2, head_dim_k: 64, head_dim_v: 64, scale: 0.125 };
+    let gqa = AttnParams {
+        n_head: 4,
+        n_head_kv: 2,
+        head_dim_k: 64,
+        head_dim_v: 64,
+        scale: 0.125,
+    };
     // MLA's latent cache: one KV row of 64 latent + 16 rotary values; V is the latent part.
-    let mla = AttnParams { n_head: 4, n_head_kv: 1, head_dim_k: 80, head_dim_v: 64, scale: 0.11 };
-    let spec = |k_cols, v_cols, ty| CacheSpec { n_layer: 2, n_ctx: 16, k_cols, v_cols, k_type: ty, v_type: ty };
+    let mla = AttnParams {
+        n_head: 4,
+        n_head_kv: 1,
+        head_dim_k: 80,
+        head_dim_v: 64,
+        scale: 0.11,
+    };
+    let spec = |k_cols, v_cols, ty| CacheSpec {
+        n_layer: 2,
+        n_ctx: 16,
+        k_cols,
+        v_cols,
+        k_type: ty,
+        v_type: ty,
+    };
     for ty in [GgmlType::F32, GgmlType::F16] {
-        attention_case(&g, spec(128, Some(128), ty), gqa, (ty, ty), FLOAT_BOUND, &format!("attention gqa {ty}"));
-        attention_case(&g, spec(80, None, ty), mla, (ty, ty), FLOAT_BOUND, &format!("attention mla {ty}"));
+        attention_case(
+            &g,
+            spec(128, Some(128), ty),
+            gqa,
+            (ty, ty),
+            FLOAT_BOUND,
+            &format!("attention gqa {ty}"),
+        );
+        attention_case(
+            &g,
+            spec(80, None, ty),
+            mla,
+            (ty, ty),
+            FLOAT_BOUND,
+            &format!("attention mla {ty}"),
+        );
     }
     // BF16 and Q8_0 caches against the CPU's f32 cache (the CPU backend stores only f32/f16
     // rows so far): the bound is the storage rounding.
-    attention_case(&g, spec(128, Some(128), GgmlType::F32), gqa, (GgmlType::BF16, GgmlType::BF16), 1e-4, "attention gqa BF16~f32");
-    attention_case(&g, spec(128, Some(128), GgmlType::F32), gqa, (GgmlType::Q8_0, GgmlType::F16), 1e-3, "attention gqa Q8_0/F16~f32");
-    attention_case(&g, spec(96, None, GgmlType::F32), AttnParams { head_dim_k: 96, ..mla }, (GgmlType::Q8_0, GgmlType::Q8_0), 1e-3, "attention mla Q8_0~f32");
+    attention_case(
+        &g,
+        spec(128, Some(128), GgmlType::F32),
+        gqa,
+        (GgmlType::BF16, GgmlType::BF16),
+        1e-4,
+        "attention gqa BF16~f32",
+    );
+    attention_case(
+        &g,
+        spec(128, Some(128), GgmlType::F32),
+        gqa,
+        (GgmlType::Q8_0, GgmlType::F16),
+        1e-3,
+        "attention gqa Q8_0/F16~f32",
+    );
+    attention_case(
+        &g,
+        spec(96, None, GgmlType::F32),
+        AttnParams {
+            head_dim_k: 96,
+            ..mla
+        },
+        (GgmlType::Q8_0, GgmlType::Q8_0),
+        1e-3,
+        "attention mla Q8_0~f32",
+    );
 }
 
 #[test]
 fn reductions_without_subgroups_match_cpu() {
-    let opts = GpuOptions { subgroups: false, ..Default::default() };
-    let Some(g) = backend_or_fail(opts) else { return };
-    let mla = AttnParams { n_head: 4, n_head_kv: 1, head_dim_k: 80, head_dim_v: 64, scale: 0.11 };
-    let spec = CacheSpec { n_layer: 2, n_ctx: 16, k_cols: 80, v_cols: None, k_type: GgmlType::F16, v_type: GgmlType::F16 };
-    attention_case(&g, spec, mla, (GgmlType::F16, GgmlType::F16), FLOAT_BOUND, "attention mla (no subgroups)");
+    let opts = GpuOptions {
+        subgroups: false,
+        ..Default::default()
+    };
+    let Some(g) = backend_or_fail(opts) else {
+        return;
+    };
+    let mla = AttnParams {
+        n_head: 4,
+        n_head_kv: 1,
+        head_dim_k: 80,
+        head_dim_v: 64,
+        scale: 0.11,
+    };
+    let spec = CacheSpec {
+        n_layer: 2,
+        n_ctx: 16,
+        k_cols: 80,
+        v_cols: None,
+        k_type: GgmlType::F16,
+        v_type: GgmlType::F16,
+    };
+    attention_case(
+        &g,
+        spec,
+        mla,
+        (GgmlType::F16, GgmlType::F16),
+        FLOAT_BOUND,
+        "attention mla (no subgroups)",
+    );
     let c = cpu();
     let mut rng = Rng::new(25);
     let xd = rng.floats(3 * 300);
@@ -273,7 +473,9 @@ fn reductions_without_subgroups_match_cpu() {
     let (wg, wc) = pair(&g, &c, &wd, 1, 300);
     let mut og = g.tensor(3, 300);
     let mut oc = c.tensor(3, 300);
-    g.rms_norm(&xg, &wg, Segments::whole(300), 1e-5, &mut og).unwrap();
-    c.rms_norm(&xc, &wc, Segments::whole(300), 1e-5, &mut oc).unwrap();
+    g.rms_norm(&xg, &wg, Segments::whole(300), 1e-5, &mut og)
+        .unwrap();
+    c.rms_norm(&xc, &wc, Segments::whole(300), 1e-5, &mut oc)
+        .unwrap();
     assert_close("rms_norm (no subgroups)", &g, &og, &c, &oc, FLOAT_BOUND);
 }

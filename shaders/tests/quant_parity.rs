@@ -24,7 +24,9 @@ fn product_bound(ty: GgmlType) -> f64 {
 
 #[test]
 fn dequantization_matches_cpu_for_every_type() {
-    let Some(gpu) = backend_or_fail(GpuOptions::default()) else { return };
+    let Some(gpu) = backend_or_fail(GpuOptions::default()) else {
+        return;
+    };
     let cpu = CpuBackend::new(1).unwrap();
     let (rows, cols) = (6, 512);
     let ids = [3u32, 0, 5, 3];
@@ -32,39 +34,69 @@ fn dequantization_matches_cpu_for_every_type() {
     let mut report = Vec::new();
     for f in FORMATS {
         let bytes = random_weight_bytes(f.ty, rows, cols, &mut rng);
-        let wc = cpu.load_weight(weight_data("t", f.ty, rows, cols, 1, bytes.clone())).unwrap();
-        let wg = gpu.load_weight(weight_data("t", f.ty, rows, cols, 1, bytes)).unwrap();
+        let wc = cpu
+            .load_weight(weight_data("t", f.ty, rows, cols, 1, bytes.clone()))
+            .unwrap();
+        let wg = gpu
+            .load_weight(weight_data("t", f.ty, rows, cols, 1, bytes))
+            .unwrap();
         let mut oc = cpu.tensor(ids.len(), cols);
         let mut og = gpu.tensor(ids.len(), cols);
         cpu.embed(&wc, &ids, &mut oc).unwrap();
         gpu.embed(&wg, &ids, &mut og).unwrap();
         let (a, b) = (host(&gpu, &og), host(&cpu, &oc));
-        let max_abs = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let max_abs = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         let scale = b.iter().map(|v| v.abs()).fold(0f32, f32::max);
-        report.push(format!("{:>8} max|Δ| {max_abs:.2e} of {scale:.2e}", f.ty.to_string()));
-        assert!(max_abs <= scale * 1e-6, "{}: dequantized rows differ by {max_abs}", f.ty);
+        report.push(format!(
+            "{:>8} max|Δ| {max_abs:.2e} of {scale:.2e}",
+            f.ty.to_string()
+        ));
+        assert!(
+            max_abs <= scale * 1e-6,
+            "{}: dequantized rows differ by {max_abs}",
+            f.ty
+        );
     }
     eprintln!("dequant (embed) GPU vs CPU:\n{}", report.join("\n"));
 }
 
 /// `out = W · x` on both backends for `t` tokens.
-fn product_nmse<B: Backend>(gpu: &B, ty: GgmlType, rows: usize, cols: usize, t: usize, seed: u64) -> f64 {
+fn product_nmse<B: Backend>(
+    gpu: &B,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    t: usize,
+    seed: u64,
+) -> f64 {
     let cpu = CpuBackend::new(1).unwrap();
     let mut rng = Rng::new(seed);
     let bytes = random_weight_bytes(ty, rows, cols, &mut rng);
     let x = rng.floats(t * cols);
-    let wc = cpu.load_weight(weight_data("w", ty, rows, cols, 1, bytes.clone())).unwrap();
-    let wg = gpu.load_weight(weight_data("w", ty, rows, cols, 1, bytes)).unwrap();
+    let wc = cpu
+        .load_weight(weight_data("w", ty, rows, cols, 1, bytes.clone()))
+        .unwrap();
+    let wg = gpu
+        .load_weight(weight_data("w", ty, rows, cols, 1, bytes))
+        .unwrap();
     let mut oc = cpu.tensor(t, rows);
     let mut og = gpu.tensor(t, rows);
-    cpu.matmul(&wc, &cpu.upload(&x, t, cols).unwrap(), &mut oc).unwrap();
-    gpu.matmul(&wg, &gpu.upload(&x, t, cols).unwrap(), &mut og).unwrap();
+    cpu.matmul(&wc, &cpu.upload(&x, t, cols).unwrap(), &mut oc)
+        .unwrap();
+    gpu.matmul(&wg, &gpu.upload(&x, t, cols).unwrap(), &mut og)
+        .unwrap();
     nmse(&host(gpu, &og), &host(&cpu, &oc))
 }
 
 #[test]
 fn products_match_cpu_for_every_type() {
-    let Some(gpu) = backend_or_fail(GpuOptions::default()) else { return };
+    let Some(gpu) = backend_or_fail(GpuOptions::default()) else {
+        return;
+    };
     let mut report = Vec::new();
     for f in FORMATS {
         // 1 token: matvec; 3: matvec over several rows; 70: two tiles of the matmul kernel.
@@ -85,7 +117,9 @@ fn products_without_subgroups_match_cpu() {
         subgroups: false,
         ..Default::default()
     };
-    let Some(gpu) = backend_or_fail(opts) else { return };
+    let Some(gpu) = backend_or_fail(opts) else {
+        return;
+    };
     for ty in [GgmlType::Q4_K, GgmlType::F16, GgmlType::IQ2_XS] {
         let e = product_nmse(&gpu, ty, 40, 768, 1, 3);
         assert!(e <= product_bound(ty), "{ty}: NMSE {e:e}");
@@ -100,7 +134,9 @@ fn weights_split_across_small_bindings() {
         max_binding_bytes: Some(4096),
         ..Default::default()
     };
-    let Some(gpu) = backend_or_fail(opts) else { return };
+    let Some(gpu) = backend_or_fail(opts) else {
+        return;
+    };
     for ty in [GgmlType::Q8_0, GgmlType::IQ3_S, GgmlType::F32] {
         for t in [1, 9] {
             let e = product_nmse(&gpu, ty, 300, 256, t, 5);
@@ -111,8 +147,19 @@ fn weights_split_across_small_bindings() {
     let mut rng = Rng::new(8);
     let (rows, cols) = (300, 256);
     let bytes = random_weight_bytes(GgmlType::Q8_0, rows, cols, &mut rng);
-    let wc = cpu.load_weight(weight_data("e", GgmlType::Q8_0, rows, cols, 1, bytes.clone())).unwrap();
-    let wg = gpu.load_weight(weight_data("e", GgmlType::Q8_0, rows, cols, 1, bytes)).unwrap();
+    let wc = cpu
+        .load_weight(weight_data(
+            "e",
+            GgmlType::Q8_0,
+            rows,
+            cols,
+            1,
+            bytes.clone(),
+        ))
+        .unwrap();
+    let wg = gpu
+        .load_weight(weight_data("e", GgmlType::Q8_0, rows, cols, 1, bytes))
+        .unwrap();
     let ids = [299u32, 0, 150, 14, 299];
     let mut oc = cpu.tensor(ids.len(), cols);
     let mut og = gpu.tensor(ids.len(), cols);
@@ -123,24 +170,54 @@ fn weights_split_across_small_bindings() {
 
 #[test]
 fn per_head_products_match_cpu() {
-    let Some(gpu) = backend_or_fail(GpuOptions::default()) else { return };
+    let Some(gpu) = backend_or_fail(GpuOptions::default()) else {
+        return;
+    };
     let cpu = CpuBackend::new(1).unwrap();
     let mut rng = Rng::new(4);
     // MLA's absorbed query: 4 heads, each maps its 32 "nope" columns (stride 48 in q) to 64
     // latent columns (stride 80 in the output).
     let (heads, rows, cols) = (4, 64, 32);
-    let xs = Segments { groups: heads, stride: 48, offset: 0, len: cols };
-    let os = Segments { groups: heads, stride: 80, offset: 0, len: rows };
+    let xs = Segments {
+        groups: heads,
+        stride: 48,
+        offset: 0,
+        len: cols,
+    };
+    let os = Segments {
+        groups: heads,
+        stride: 80,
+        offset: 0,
+        len: rows,
+    };
     for ty in [GgmlType::F16, GgmlType::Q8_0] {
         for t in [1, 6] {
             let bytes = random_weight_bytes(ty, rows * heads, cols, &mut rng);
             let x = rng.floats(t * heads * 48);
-            let wc = cpu.load_weight(weight_data("k_b", ty, rows, cols, heads, bytes.clone())).unwrap();
-            let wg = gpu.load_weight(weight_data("k_b", ty, rows, cols, heads, bytes)).unwrap();
+            let wc = cpu
+                .load_weight(weight_data("k_b", ty, rows, cols, heads, bytes.clone()))
+                .unwrap();
+            let wg = gpu
+                .load_weight(weight_data("k_b", ty, rows, cols, heads, bytes))
+                .unwrap();
             let mut oc = cpu.tensor(t, heads * 80);
             let mut og = gpu.tensor(t, heads * 80);
-            cpu.matmul_groups(&wc, &cpu.upload(&x, t, heads * 48).unwrap(), xs, &mut oc, os).unwrap();
-            gpu.matmul_groups(&wg, &gpu.upload(&x, t, heads * 48).unwrap(), xs, &mut og, os).unwrap();
+            cpu.matmul_groups(
+                &wc,
+                &cpu.upload(&x, t, heads * 48).unwrap(),
+                xs,
+                &mut oc,
+                os,
+            )
+            .unwrap();
+            gpu.matmul_groups(
+                &wg,
+                &gpu.upload(&x, t, heads * 48).unwrap(),
+                xs,
+                &mut og,
+                os,
+            )
+            .unwrap();
             let e = nmse(&host(&gpu, &og), &host(&cpu, &oc));
             assert!(e <= product_bound(ty), "{ty} T={t}: NMSE {e:e}");
         }

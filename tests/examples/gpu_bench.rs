@@ -19,7 +19,10 @@ fn main() {
                 .unwrap_or_default();
             println!("{}", p.summary(&name));
             if p.cpu.tokens != p.gpu.tokens {
-                println!("  cpu tokens: {:?}\n  gpu tokens: {:?}", p.cpu.tokens, p.gpu.tokens);
+                println!(
+                    "  cpu tokens: {:?}\n  gpu tokens: {:?}",
+                    p.cpu.tokens, p.gpu.tokens
+                );
                 std::process::exit(1);
             }
         }

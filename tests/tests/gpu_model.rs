@@ -26,7 +26,10 @@ fn smollm2_path() -> PathBuf {
         return PathBuf::from(p);
     }
     let script = repo_root().join("tests/gen/smollm2.sh");
-    let found = script.exists().then(|| Command::new("bash").arg(&script).output().ok()).flatten();
+    let found = script
+        .exists()
+        .then(|| Command::new("bash").arg(&script).output().ok())
+        .flatten();
     match found {
         Some(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
@@ -45,12 +48,19 @@ fn have_gpu() -> bool {
 }
 
 fn check(path: &Path, prompt: &[u32], n_gen: usize) {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let p = compare(&path.to_string_lossy(), prompt, n_gen, 2, GgmlType::F16)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     eprintln!("{}", p.summary(&name));
     assert_eq!(p.gpu.tokens, p.cpu.tokens, "{name}: greedy tokens differ");
-    assert!(p.max_nmse <= LOGITS_BOUND, "{name}: logits NMSE {:e}", p.max_nmse);
+    assert!(
+        p.max_nmse <= LOGITS_BOUND,
+        "{name}: logits NMSE {:e}",
+        p.max_nmse
+    );
 }
 
 #[test]
@@ -70,7 +80,12 @@ fn deepseek2_fixtures_match_cpu() {
     }
     let dir = sluice_tests::fixtures_dir().join("models");
     let mut models: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (the tiny model fixtures are missing)", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the tiny model fixtures are missing)",
+                dir.display()
+            )
+        })
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
         .collect();

@@ -76,7 +76,14 @@ pub fn random_weight_bytes(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng
     out
 }
 
-pub fn weight_data(name: &str, ty: GgmlType, rows: usize, cols: usize, mats: usize, bytes: Vec<u8>) -> WeightData {
+pub fn weight_data(
+    name: &str,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    mats: usize,
+    bytes: Vec<u8>,
+) -> WeightData {
     WeightData {
         name: name.into(),
         ty,
