@@ -28,7 +28,12 @@ fn main() -> sluice_core::Result<()> {
     let t0 = std::time::Instant::now();
     let model = block_on(Model::load(
         &gguf,
-        CpuBackend::new(2)?,
+        CpuBackend::new(
+            std::env::var("T")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
+        )?,
         LoadOptions::default(),
     ))?;
     eprintln!(

@@ -27,7 +27,13 @@ pub struct Perf {
 impl Perf {
     /// The summary lines, worded like llama.cpp's `llama_perf_context_print`.
     pub fn summary(&self, total_ms: f64) -> String {
-        let per = |ms: f64, n: usize| if n == 0 { (0.0, 0.0) } else { (ms / n as f64, 1e3 / ms * n as f64) };
+        let per = |ms: f64, n: usize| {
+            if n == 0 {
+                (0.0, 0.0)
+            } else {
+                (ms / n as f64, 1e3 / ms * n as f64)
+            }
+        };
         let (sp, ss) = per(self.sample_ms, self.samples);
         let (pp, ps) = per(self.prompt_ms, self.prompt_tokens);
         let (ep, es) = per(self.eval_ms, self.eval_tokens);
@@ -128,9 +134,15 @@ impl<'m, 't, B: Backend + 'static> Generator<'m, 't, B> {
 
     /// Samples up to `limit` tokens (None: until end of text or a full context), calling
     /// `on_text(id, text)` for each; `on_text` returns false to stop.
-    pub async fn generate(&mut self, limit: Option<usize>, on_text: &mut dyn FnMut(u32, &str) -> bool) -> Result<Stop> {
+    pub async fn generate(
+        &mut self,
+        limit: Option<usize>,
+        on_text: &mut dyn FnMut(u32, &str) -> bool,
+    ) -> Result<Stop> {
         if self.logits.is_empty() {
-            return Err(Error::Invalid("generate called before any prompt was fed".into()));
+            return Err(Error::Invalid(
+                "generate called before any prompt was fed".into(),
+            ));
         }
         if limit == Some(0) {
             return Ok(Stop::Limit);

@@ -47,6 +47,22 @@ pub trait ByteSource: MaybeSendSync {
     /// Reads exactly `len` bytes at `offset`. A read past the end is an error naming the
     /// source, never a short result.
     fn read_at(&self, offset: u64, len: usize) -> LocalBoxFuture<'_, Result<Vec<u8>>>;
+
+    /// Reads several `(offset, len)` ranges asked for together (an expert's three slabs),
+    /// returned in the order given. Remote sources override this to merge adjacent ranges
+    /// and keep several requests in flight; the default reads them one after another.
+    fn read_many<'a>(
+        &'a self,
+        ranges: &'a [(u64, usize)],
+    ) -> LocalBoxFuture<'a, Result<Vec<Vec<u8>>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(ranges.len());
+            for &(offset, len) in ranges {
+                out.push(self.read_at(offset, len).await?);
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// Checks that `offset..offset+len` lies inside a source of `total` bytes.

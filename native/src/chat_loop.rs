@@ -27,7 +27,10 @@ fn install_ctrl_c() {
 }
 
 fn message(role: &str, content: &str) -> Message {
-    Message { role: role.to_string(), content: content.to_string() }
+    Message {
+        role: role.to_string(),
+        content: content.to_string(),
+    }
 }
 
 /// Runs the chat until `/exit`, end of input, or Ctrl-C at the prompt.
@@ -71,7 +74,10 @@ pub fn run(
         }
         history.push(message("user", &user));
         let full = template.render(&history, true);
-        let delta = full.strip_prefix(rendered.as_str()).unwrap_or(&full).to_string();
+        let delta = full
+            .strip_prefix(rendered.as_str())
+            .unwrap_or(&full)
+            .to_string();
         let first_turn = rendered.is_empty();
         let ids = tokenizer.encode(&delta, first_turn, true);
         block_on(gen.feed(&ids))?;
@@ -94,7 +100,10 @@ pub fn run(
         rendered = template.render(&history, false);
         match stop {
             Stop::ContextFull => {
-                eprintln!("sluice: the context is full ({} tokens); ending the chat.", gen.session.n_ctx());
+                eprintln!(
+                    "sluice: the context is full ({} tokens); ending the chat.",
+                    gen.session.n_ctx()
+                );
                 break;
             }
             Stop::Cancelled => eprintln!("[stopped]"),

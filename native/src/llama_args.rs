@@ -43,7 +43,10 @@ const ALIASES: &[(&str, &str)] = &[
 /// Rewrites llama.cpp spellings (also in `--flag=value` form) to sluice's long options.
 /// `takes_value(long_flag)` says whether an option consumes the next argument, so that a
 /// value that happens to look like a flag (`-p -ngl`) is left alone.
-pub fn normalize(args: impl IntoIterator<Item = String>, takes_value: impl Fn(&str) -> bool) -> Vec<String> {
+pub fn normalize(
+    args: impl IntoIterator<Item = String>,
+    takes_value: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut after_double_dash = false;
     let mut value_next = false;
@@ -62,7 +65,10 @@ pub fn normalize(args: impl IntoIterator<Item = String>, takes_value: impl Fn(&s
             Some((f, v)) if f.starts_with('-') => (f.to_string(), Some(v.to_string())),
             _ => (a.clone(), None),
         };
-        let long = ALIASES.iter().find(|(from, _)| *from == flag).map(|(_, to)| to.to_string());
+        let long = ALIASES
+            .iter()
+            .find(|(from, _)| *from == flag)
+            .map(|(_, to)| to.to_string());
         value_next = value.is_none() && takes_value(long.as_deref().unwrap_or(&flag));
         match (long, value) {
             (Some(to), Some(v)) => out.push(format!("{to}={v}")),
@@ -95,7 +101,11 @@ pub fn process_escapes(s: &str) -> String {
             Some('v') => out.push('\x0b'),
             Some('0') => out.push('\0'),
             Some('x') => {
-                let hex: String = chars.clone().take(2).take_while(|h| h.is_ascii_hexdigit()).collect();
+                let hex: String = chars
+                    .clone()
+                    .take(2)
+                    .take_while(|h| h.is_ascii_hexdigit())
+                    .collect();
                 match u8::from_str_radix(&hex, 16) {
                     Ok(b) if hex.len() == 2 && b < 0x80 => {
                         out.push(b as char);
@@ -125,8 +135,34 @@ mod tests {
     #[test]
     fn rewrites_llama_cpp_spellings() {
         let takes = |f: &str| matches!(f, "--n-gpu-layers" | "--min-p" | "-p" | "--cache-type-k");
-        let got = normalize(v(&["run", "-ngl", "2", "-no-cnv", "--min_p", "0.01", "-ctk=q8_0", "-p", "-ngl"]), takes);
-        assert_eq!(got, v(&["run", "--n-gpu-layers", "2", "--no-conversation", "--min-p", "0.01", "--cache-type-k=q8_0", "-p", "-ngl"]));
+        let got = normalize(
+            v(&[
+                "run",
+                "-ngl",
+                "2",
+                "-no-cnv",
+                "--min_p",
+                "0.01",
+                "-ctk=q8_0",
+                "-p",
+                "-ngl",
+            ]),
+            takes,
+        );
+        assert_eq!(
+            got,
+            v(&[
+                "run",
+                "--n-gpu-layers",
+                "2",
+                "--no-conversation",
+                "--min-p",
+                "0.01",
+                "--cache-type-k=q8_0",
+                "-p",
+                "-ngl"
+            ])
+        );
         let got = normalize(v(&["run", "--", "-ngl"]), takes);
         assert_eq!(got, v(&["run", "--", "-ngl"]));
     }

@@ -21,6 +21,7 @@ pub enum LocalAccess {
 }
 
 /// Opens local paths.
+#[derive(Default)]
 pub struct LocalOpener {
     pub access: LocalAccess,
 }
@@ -109,4 +110,99 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::R
 /// Opens a local model (any part of a split) with the default access.
 pub fn open_model(path: &str, access: LocalAccess) -> Result<GgufModel> {
     sluice_core::source::block_on(GgufModel::open(path, &LocalOpener { access }))
+}
+
+/// Whether a sidecar integrity manifest is used when opening a model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verify {
+    /// Verify remote (HTTP) models when a manifest sits next to them; local files are used
+    /// as they are (verifying a memory map would mean copying it).
+    #[default]
+    Auto,
+    /// Never read a manifest.
+    Off,
+    /// A manifest must exist and every source is verified (local maps lose in-place use).
+    Required,
+}
+
+/// How [`open_model_with`] reaches a model given by path or URL.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    pub access: LocalAccess,
+    pub http: crate::http::HttpConfig,
+    pub verify: Verify,
+}
+
+/// Opens local paths and `http://` URLs alike.
+#[derive(Default)]
+pub struct AnyOpener {
+    pub local: LocalOpener,
+    pub http: crate::http::HttpOpener,
+}
+
+impl SourceOpener for AnyOpener {
+    fn open<'a>(&'a self, path: &'a str) -> LocalBoxFuture<'a, Result<Arc<dyn ByteSource>>> {
+        if crate::http::is_http_url(path) {
+            self.http.open(path)
+        } else {
+            self.local.open(path)
+        }
+    }
+}
+
+/// A model and the manifest its reads are verified against, if any.
+pub struct OpenedModel {
+    pub model: GgufModel,
+    pub manifest: Option<Arc<crate::manifest::Manifest>>,
+}
+
+/// Opens a model from a local path or an `http://` URL (any part of a split), verifying it
+/// against its sidecar manifest as `options.verify` says.
+pub fn open_model_with(path: &str, options: &OpenOptions) -> Result<OpenedModel> {
+    use crate::manifest::{load_local_sidecar, manifest_path_for, Manifest, VerifyingOpener};
+    let remote = crate::http::is_http_url(path);
+    let manifest = match options.verify {
+        Verify::Off => None,
+        Verify::Auto if !remote => None,
+        _ if remote => match manifest_path_for(path) {
+            Some(url) => crate::http::fetch_document(&url, 1 << 28, &options.http)?
+                .map(|bytes| Manifest::parse(&url, &bytes))
+                .transpose()?,
+            None => None,
+        },
+        _ => load_local_sidecar(path)?,
+    };
+    if options.verify == Verify::Required && manifest.is_none() {
+        return Err(Error::model(format!(
+            "{path}: no integrity manifest found (expected {})",
+            manifest_path_for(path).unwrap_or_else(|| "<model>.manifest.json".into())
+        )));
+    }
+    let opener = AnyOpener {
+        local: LocalOpener {
+            access: options.access,
+        },
+        http: crate::http::HttpOpener {
+            config: options.http.clone(),
+        },
+    };
+    let manifest = manifest.map(Arc::new);
+    let model = match &manifest {
+        Some(m) => {
+            let verifying = VerifyingOpener {
+                inner: &opener,
+                manifest: Arc::clone(m),
+            };
+            let model = sluice_core::source::block_on(GgufModel::open(path, &verifying))?;
+            m.check_against(&model)?;
+            model
+        }
+        None => sluice_core::source::block_on(GgufModel::open(path, &opener))?,
+    };
+    Ok(OpenedModel { model, manifest })
+}
+
+/// Opens a model from a local path or URL with default options.
+pub fn open_model_any(path: &str) -> Result<GgufModel> {
+    open_model_with(path, &OpenOptions::default()).map(|o| o.model)
 }

@@ -176,11 +176,12 @@ def main():
         ("IQ3S_CODES", "iq3s_grid", 512, 4, iq3s, 3),
         ("IQ1S_CODES", "iq1s_grid", 2048, 8, iq1s, 2),
     ]
-    out = [HEADER]
+    out = [HEADER.rstrip("\n")]
     for rust_name, c_name, count, nbytes, values, bits in tables:
         entries = read_table(text, c_name)
         assert len(entries) == count, (c_name, len(entries))
-        out.append(f"\n// {c_name} from ggml-common.h.")
+        out.append("")
+        out.append(f"// {c_name} from ggml-common.h.")
         out.append(rust_array(rust_name, encode(entries, nbytes, values, bits)))
     sys.stdout.write("\n".join(out) + "\n")
 

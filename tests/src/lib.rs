@@ -4,7 +4,12 @@ pub mod gpu_parity;
 
 use std::path::PathBuf;
 
+pub mod quant_fixture;
+
 /// The directory of committed fixtures (`tests/fixtures`).
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
+
+pub mod gguf_build;
+pub mod parity;

@@ -47,7 +47,7 @@ impl Rows {
             self.data.resize(grown.max(need), 0);
         }
         let dst = &mut self.data[pos * self.row_bytes..(pos + 1) * self.row_bytes];
-        super::dot::store_row(self.ty, values, dst)
+        super::kernels::quantize_row(self.ty, values, dst)
     }
 
     /// Rows `0..n` as f32.

@@ -4,6 +4,7 @@
 //! [`ActRows`]); then worker threads take ranges of weight rows and compute those outputs for
 //! every token, so a weight row is read from memory once per batch.
 
+use super::kernels::DotKernel;
 use super::pool::Pool;
 use super::{shape_err, CpuTensor, CpuWeight};
 use crate::backend::{ExpertJob, Segments};
@@ -13,7 +14,7 @@ use crate::Result;
 /// Activation rows prepared for one weight type.
 pub(super) struct ActRows {
     /// `None`: plain f32 rows (weights are dequantized per row).
-    ty: Option<GgmlType>,
+    kernel: Option<&'static DotKernel>,
     n: usize,
     cols: usize,
     row_bytes: usize,
@@ -34,7 +35,7 @@ impl ActRows {
             floats.extend_from_slice(rows(t));
         }
         ActRows {
-            ty: None,
+            kernel: None,
             n,
             cols,
             row_bytes: 0,
@@ -45,17 +46,18 @@ impl ActRows {
     }
 
     fn convert(mut self, wty: GgmlType) -> Self {
-        if let Some(k) = super::dot::kernel(wty) {
+        if let Some(k) = super::kernels::dot_kernel(wty) {
             if let Some(rb) = k.act.row_bytes(self.cols as u64) {
                 let rb = rb as usize;
                 let mut bytes = vec![0u8; rb * self.n];
                 for t in 0..self.n {
-                    (k.quantize_act)(
-                        &self.floats[t * self.cols..(t + 1) * self.cols],
-                        &mut bytes[t * rb..(t + 1) * rb],
-                    );
+                    let x = &self.floats[t * self.cols..(t + 1) * self.cols];
+                    let out = &mut bytes[t * rb..(t + 1) * rb];
+                    if super::kernels::quantize_activation(k.act, x, out).is_err() {
+                        return self;
+                    }
                 }
-                self.ty = Some(k.act);
+                self.kernel = Some(k);
                 self.row_bytes = rb;
                 self.bytes = bytes;
             }
@@ -65,15 +67,12 @@ impl ActRows {
 
     /// `W[r] · x[t]`.
     fn dot(&self, w: &CpuWeight, r: usize, t: usize, scratch: &mut Vec<f32>) -> f32 {
-        match self.ty {
-            Some(_) => {
-                let k = super::dot::kernel(w.ty).expect("kernel chosen in convert");
-                (k.vec_dot)(
-                    self.cols,
-                    w.row(r),
-                    &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes],
-                )
-            }
+        match self.kernel {
+            Some(k) => (k.vec_dot)(
+                self.cols,
+                w.row(r),
+                &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes],
+            ),
             None => {
                 scratch.resize(self.cols, 0.0);
                 if w.ty.dequantize(w.row(r), scratch).is_err() {

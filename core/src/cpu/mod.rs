@@ -6,7 +6,7 @@
 //! Work is spread over a persistent rayon pool of `--threads` threads (sequential on wasm).
 
 mod attention;
-mod dot;
+pub mod kernels;
 mod matmul;
 mod ops;
 mod pool;

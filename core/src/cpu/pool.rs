@@ -3,7 +3,10 @@
 //! Native builds keep one persistent rayon pool of `--threads` workers, so no thread is
 //! spawned per token. On wasm (one thread) the same calls run sequentially.
 
-use crate::{Error, Result};
+use crate::source::MaybeSendSync;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::Error;
+use crate::Result;
 
 /// A fixed-size pool of workers.
 pub struct Pool {
@@ -34,7 +37,6 @@ impl Pool {
         #[cfg(target_arch = "wasm32")]
         {
             let _ = threads;
-            let _ = Error::Invalid(String::new());
             Ok(Self { threads: 1 })
         }
     }
@@ -46,7 +48,7 @@ impl Pool {
     /// Calls `f(i, chunk)` for each `chunk_len`-sized chunk of `data`, in parallel.
     pub fn for_chunks<T: Send, F>(&self, data: &mut [T], chunk_len: usize, f: F)
     where
-        F: Fn(usize, &mut [T]) + Sync + Send,
+        F: Fn(usize, &mut [T]) + MaybeSendSync,
     {
         let chunk_len = chunk_len.max(1);
         #[cfg(not(target_arch = "wasm32"))]

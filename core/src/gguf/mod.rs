@@ -8,10 +8,15 @@ pub mod model;
 pub mod reader;
 pub mod split;
 pub mod value;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
 
 pub use model::{GgufModel, ModelTensor, SourceOpener};
 pub use reader::{parse_header, Header, Parsed};
 pub use value::{Metadata, Value, ValueType};
+pub use writer::{canonical_dims, GgufWriter, TensorData};
 
 use crate::quant::GgmlType;
 use crate::source::ByteSource;
@@ -36,8 +41,15 @@ impl TensorInfo {
         self.dims.get(i).copied().unwrap_or(1)
     }
 
+    /// Number of elements (`u64::MAX` if the shape overflows, which the reader refuses).
     pub fn n_elements(&self) -> u64 {
-        self.dims.iter().product()
+        if self.dims.contains(&0) {
+            return 0;
+        }
+        self.dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .unwrap_or(u64::MAX)
     }
 
     /// Bytes of one row (`ne[0]` elements), `None` for unknown types.
@@ -45,10 +57,17 @@ impl TensorInfo {
         self.ty.row_bytes(self.ne(0))
     }
 
-    /// Bytes of the whole tensor, `None` for unknown types.
+    /// Bytes of the whole tensor, `None` for unknown types or a size that overflows 64 bits.
+    /// A tensor with a zero dimension has 0 bytes, however large the others are.
     pub fn nbytes(&self) -> Option<u64> {
-        let rows: u64 = self.dims.iter().skip(1).product();
-        self.row_bytes()?.checked_mul(rows)
+        let row = self.row_bytes()?;
+        if self.dims.contains(&0) {
+            return Some(0);
+        }
+        self.dims
+            .iter()
+            .skip(1)
+            .try_fold(row, |acc, &d| acc.checked_mul(d))
     }
 }
 

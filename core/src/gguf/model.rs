@@ -111,7 +111,8 @@ impl GgufModel {
         let mut expected_tensors = None;
         for (i, p) in parts.iter().enumerate() {
             let md = &p.header.metadata;
-            let count = md.get_uint_lossy(SPLIT_COUNT)?.unwrap_or(1);
+            // gguf-split --merge leaves split.count = 0 in the merged file: one part.
+            let count = md.get_uint_lossy(SPLIT_COUNT)?.unwrap_or(1).max(1);
             let no = md.get_uint_lossy(SPLIT_NO)?.unwrap_or(0);
             if count != n_parts {
                 return Err(Error::model(format!(
@@ -193,10 +194,19 @@ impl GgufModel {
     /// `t`'s bytes in place, when its part is memory (a map); `None` otherwise.
     pub fn tensor_bytes(&self, t: &ModelTensor) -> Result<Option<&[u8]>> {
         let n = self.known_size(t)?;
-        Ok(self
-            .source_of(t)
-            .as_slice()
-            .map(|s| &s[t.data_start as usize..(t.data_start + n) as usize]))
+        let Some(all) = self.source_of(t).as_slice() else {
+            return Ok(None);
+        };
+        let range = usize::try_from(t.data_start)
+            .ok()
+            .zip(usize::try_from(t.data_start + n).ok());
+        match range.and_then(|(start, end)| all.get(start..end)) {
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err(Error::io(
+                self.source_of(t).name(),
+                format!("tensor {} lies outside the mapped file", t.name()),
+            )),
+        }
     }
 
     /// Reads `len` bytes at `offset` within `t`'s data.

@@ -162,8 +162,10 @@ impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::String(s) => write!(f, "{s:?}"),
-            Value::F32(v) => write!(f, "{v}"),
-            Value::F64(v) => write!(f, "{v}"),
+            // Debug is the shortest text that reads back exactly, with an exponent for very
+            // large or small magnitudes (Display would print 1e-300 as 300 digits).
+            Value::F32(v) => write!(f, "{v:?}"),
+            Value::F64(v) => write!(f, "{v:?}"),
             Value::Bool(v) => write!(f, "{v}"),
             Value::Array(_, items) => {
                 f.write_str("[")?;
@@ -185,6 +187,13 @@ impl fmt::Display for Value {
 pub struct Metadata {
     entries: Vec<(String, Value)>,
     index: HashMap<String, usize>,
+}
+
+/// Equal when the same keys hold the same values in the same order.
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
 }
 
 impl Metadata {

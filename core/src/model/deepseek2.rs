@@ -9,7 +9,7 @@
 use super::config::{Config, DeepSeekConfig};
 use super::routing::{route, RoutingParams};
 use super::weights::Loader;
-use super::{Ffn, Scratch};
+use super::{Ffn, RoutingAblation, Scratch};
 use crate::backend::{AttnParams, Backend, CacheSpec, ExpertJob, Segments};
 use crate::experts::{Expert, ExpertStore, ResidentExperts};
 use crate::{Error, Result};
@@ -61,6 +61,7 @@ pub struct DeepSeek2<B: Backend> {
     layers: Vec<Layer<B>>,
     pub(super) experts: Box<dyn ExpertStore<B>>,
     routing: RoutingParams,
+    ignore_bias: bool,
 }
 
 fn u(x: usize) -> u64 {
@@ -72,6 +73,7 @@ impl<B: Backend + 'static> DeepSeek2<B> {
         cfg: &Config,
         ld: &Loader<'_, B>,
         store: Option<Box<dyn ExpertStore<B>>>,
+        ablation: RoutingAblation,
     ) -> Result<Self> {
         let ds = cfg
             .deepseek
@@ -176,7 +178,11 @@ impl<B: Backend + 'static> DeepSeek2<B> {
             n_expert: ds.n_expert,
             k_used: ds.n_expert_used,
             gating: ds.gating,
-            n_group: ds.n_group,
+            n_group: if ablation.ignore_groups {
+                0
+            } else {
+                ds.n_group
+            },
             n_group_used: ds.n_group_used,
             norm: ds.weights_norm,
             scale: ds.weights_scale,
@@ -187,6 +193,7 @@ impl<B: Backend + 'static> DeepSeek2<B> {
             layers,
             experts,
             routing,
+            ignore_bias: ablation.ignore_bias,
         })
     }
 
@@ -437,7 +444,12 @@ impl<B: Backend + 'static> DeepSeek2<B> {
         be.matmul(&moe.router, h, &mut logits)?;
         let host = be.download(&logits).await?;
         s.put("router", logits);
-        let r = route(&self.routing, &host, moe.bias.as_deref());
+        let bias = if self.ignore_bias {
+            None
+        } else {
+            moe.bias.as_deref()
+        };
+        let r = route(&self.routing, &host, bias);
         // Group the (token, slot) pairs by expert so each expert runs once per batch.
         let mut ids: Vec<u32> = r.experts.clone();
         ids.sort_unstable();

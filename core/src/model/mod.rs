@@ -110,11 +110,26 @@ enum Network<B: Backend> {
 pub struct LoadOptions<B: Backend> {
     /// Where routed experts come from; `None` keeps them all resident.
     pub expert_store: Option<Box<dyn ExpertStore<B>>>,
+    /// Deliberately wrong routing, for experiments and for tests that prove the real rules
+    /// matter. Never set in normal use.
+    pub routing_ablation: RoutingAblation,
+}
+
+/// Parts of MoE routing to switch off (see [`LoadOptions::routing_ablation`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoutingAblation {
+    /// Select experts without the `exp_probs_b` selection bias.
+    pub ignore_bias: bool,
+    /// Select experts without the group limit.
+    pub ignore_groups: bool,
 }
 
 impl<B: Backend> Default for LoadOptions<B> {
     fn default() -> Self {
-        Self { expert_store: None }
+        Self {
+            expert_store: None,
+            routing_ablation: RoutingAblation::default(),
+        }
     }
 }
 
@@ -134,8 +149,10 @@ pub struct Model<B: Backend> {
 pub enum Logits {
     /// Only the last token's (generation).
     Last,
-    /// Every token's (perplexity, parity tests).
+    /// Every token's (parity tests).
     All,
+    /// Those of the tokens from this index on (perplexity scores the second half).
+    From(usize),
 }
 
 impl<B: Backend + 'static> Model<B> {
@@ -155,9 +172,9 @@ impl<B: Backend + 'static> Model<B> {
             None => ld.matrix("token_embd.weight", &[e, n_vocab as u64]).await?,
         };
         let net = match config.arch {
-            Arch::DeepSeek2 => {
-                Network::DeepSeek2(DeepSeek2::load(&config, &ld, opts.expert_store).await?)
-            }
+            Arch::DeepSeek2 => Network::DeepSeek2(
+                DeepSeek2::load(&config, &ld, opts.expert_store, opts.routing_ablation).await?,
+            ),
             Arch::Llama => Network::Llama(Llama::load(&config, &ld).await?),
         };
         // MTP blocks (after the trunk) are skipped, as llama.cpp does unless asked for them.
@@ -276,20 +293,24 @@ impl<B: Backend + 'static> Session<'_, B> {
                 "token id {bad} is outside the vocabulary ({n_vocab})"
             )));
         }
+        let from = match which {
+            Logits::All => 0,
+            Logits::Last => tokens.len().saturating_sub(1),
+            Logits::From(k) => k,
+        };
         let mut logits = Vec::new();
         for (i, chunk) in tokens.chunks(MAX_BATCH).enumerate() {
-            let last_chunk = (i + 1) * MAX_BATCH >= tokens.len();
-            let want = match which {
-                Logits::All => Some(Logits::All),
-                Logits::Last if last_chunk => Some(Logits::Last),
-                Logits::Last => None,
-            };
-            logits.extend(self.eval_batch(chunk, want).await?);
+            let begin = i * MAX_BATCH;
+            // Rows of this batch whose logits are wanted: those at or after `from`.
+            let skip = from.saturating_sub(begin);
+            let rows = chunk.len().saturating_sub(skip);
+            logits.extend(self.eval_batch(chunk, rows).await?);
         }
         Ok(logits)
     }
 
-    async fn eval_batch(&mut self, tokens: &[u32], which: Option<Logits>) -> Result<Vec<f32>> {
+    /// Evaluates one batch; returns the logits of its last `rows` tokens.
+    async fn eval_batch(&mut self, tokens: &[u32], rows: usize) -> Result<Vec<f32>> {
         let m = self.model;
         let be = &m.backend;
         let t = tokens.len();
@@ -303,10 +324,9 @@ impl<B: Backend + 'static> Session<'_, B> {
             Network::Llama(n) => n.layers(be, &mut self.cache, &mut x, start, s)?,
         }
         self.n_past += t;
-        let result = match which {
-            None => Vec::new(),
-            Some(which) => {
-                let rows = if which == Logits::All { t } else { 1 };
+        let result = match rows {
+            0 => Vec::new(),
+            rows => {
                 let mut last = s.take_new(be, "x_out", rows, n_embd);
                 be.copy_rows(&x, t - rows, &mut last)?;
                 let mut normed = s.take_new(be, "x_norm", rows, n_embd);

@@ -9,7 +9,9 @@
 //! Ids that llama.cpp removed are known (so a file using them gets a precise error), and ids
 //! newer than this table load as metadata and fail only when their data is used.
 
-mod bytes;
+#![forbid(unsafe_code)]
+
+pub(crate) mod bytes;
 pub(crate) mod float;
 pub(crate) mod fp4;
 pub mod grids;
@@ -143,7 +145,7 @@ impl GgmlType {
     /// not a whole number of blocks.
     pub fn row_bytes(self, n: u64) -> Option<u64> {
         let t = self.info().filter(|t| !t.removed)?;
-        if n % t.block_elems as u64 != 0 {
+        if !n.is_multiple_of(t.block_elems as u64) {
             return None;
         }
         (n / t.block_elems as u64).checked_mul(t.block_bytes as u64)
@@ -276,6 +278,21 @@ mod tests {
                 t.name
             );
         }
+    }
+
+    /// Spot checks of the expanded grids against ggml-common.h's integers (every entry is
+    /// also decoded by the golden tests of sluice-tests).
+    #[test]
+    fn grids_expand_to_ggml_values() {
+        let le8 = |v: u64| v.to_le_bytes();
+        assert_eq!(grids::IQ2XXS_GRID[1], le8(0x080808080808082b));
+        assert_eq!(grids::IQ2XS_GRID[511], le8(0x2b2b2b2b2b2b2b2b));
+        assert_eq!(grids::IQ2S_GRID[1023], le8(0x2b2b2b2b2b2b2b2b));
+        assert_eq!(grids::IQ3XXS_GRID[5], 0x04040c3eu32.to_le_bytes());
+        assert_eq!(grids::IQ3S_GRID[511], 0x0f0f0101u32.to_le_bytes());
+        assert_eq!(grids::IQ1S_GRID[1], [1, -1, -1, -1, -1, -1, -1, -1]);
+        assert_eq!(grids::IQ1S_GRID[2047], [1; 8]);
+        assert_eq!(grids::KSIGNS_IQ2XS[1..4], [129, 130, 3]);
     }
 
     #[test]

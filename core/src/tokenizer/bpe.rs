@@ -132,7 +132,10 @@ impl Merges {
         }
         // Doubly linked list of symbols: (symbol id, prev, next, first byte, alive).
         let n = word.len();
-        let mut sym: Vec<u32> = word.iter().map(|&b| self.byte_symbols[b as usize]).collect();
+        let mut sym: Vec<u32> = word
+            .iter()
+            .map(|&b| self.byte_symbols[b as usize])
+            .collect();
         let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
         let mut next: Vec<usize> = (1..=n).collect();
         let mut alive = vec![true; n];

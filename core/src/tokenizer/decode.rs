@@ -61,7 +61,12 @@ fn byte_level_decode(text: &str) -> Vec<u8> {
 
 /// llama.cpp's `detokenize`: concatenated pieces, optional removal of the added BOS/EOS, the
 /// leading-space strip of space-prefixing vocabularies, and the English space clean-up.
-pub(crate) fn detokenize(vocab: &Vocab, ids: &[u32], remove_special: bool, special: bool) -> Vec<u8> {
+pub(crate) fn detokenize(
+    vocab: &Vocab,
+    ids: &[u32],
+    remove_special: bool,
+    special: bool,
+) -> Vec<u8> {
     let mut ids = ids;
     let mut strip_space = vocab.flags.add_space_prefix;
     if remove_special && vocab.flags.add_bos && ids.first().copied() == vocab.special.bos {
@@ -212,6 +217,9 @@ mod tests {
     #[test]
     fn byte_level_unknown_characters_are_marked() {
         assert_eq!(byte_level_decode("Ġhi"), b" hi");
-        assert_eq!(byte_level_decode("€"), b"[UNK_BYTE_0xe282ac\xe2\x82\xac]".to_vec());
+        assert_eq!(
+            byte_level_decode("€"),
+            b"[UNK_BYTE_0xe282ac\xe2\x82\xac]".to_vec()
+        );
     }
 }

@@ -11,8 +11,8 @@ mod decode;
 mod pretokenize;
 mod regex_split;
 mod special;
-mod spm;
 mod split_custom;
+mod spm;
 mod unicode;
 mod unicode_table;
 mod vocab;
@@ -107,7 +107,10 @@ impl Tokenizer {
         let vocab = Vocab::load(md)?;
         let encoder = match vocab.kind {
             VocabKind::Bpe => {
-                let kind = vocab.pre.map(|p| p.kind).unwrap_or(pretokenize::PreKind::Default);
+                let kind = vocab
+                    .pre
+                    .map(|p| p.kind)
+                    .unwrap_or(pretokenize::PreKind::Default);
                 Encoder::Bpe {
                     pre: pretokenize::PreTokenizer::new(kind)?,
                     merges: bpe::Merges::new(&vocab::read_merges(md)?, &vocab.token_to_id)?,

@@ -46,7 +46,9 @@ fn category_class_members(category: u16) -> &'static str {
         flag::NUMBER => r"\x{E0D1}0-9",
         flag::LETTER => r"\x{E0D2}A-Za-z",
         // ! " # % & ' ( ) * , - . / : ; ? @ [ \ ] _ { }
-        flag::PUNCTUATION => r"\x{E0D3}\x{21}-\x{23}\x{25}-\x{2A}\x{2C}-\x{2F}\x{3A}-\x{3B}\x{3F}-\x{40}\x{5B}-\x{5D}\x{5F}\x{7B}\x{7D}",
+        flag::PUNCTUATION => {
+            r"\x{E0D3}\x{21}-\x{23}\x{25}-\x{2A}\x{2C}-\x{2F}\x{3A}-\x{3B}\x{3F}-\x{40}\x{5B}-\x{5D}\x{5F}\x{7B}\x{7D}"
+        }
         flag::MARK => r"\x{E0D4}",
         // $ + < = > ^ ` | ~
         flag::SYMBOL => r"\x{E0D5}\x{24}\x{2B}\x{3C}-\x{3E}\x{5E}\x{60}\x{7C}\x{7E}",
@@ -119,7 +121,9 @@ fn whitespace_to_vt(cp: u32, f: u16) -> char {
 impl SplitRegex {
     /// Compiles one of llama.cpp's split regexes (its own syntax, see the module docs).
     pub(crate) fn new(pattern: &str) -> Result<Self> {
-        let collapsed = CATEGORY_ESCAPES.iter().any(|(esc, _)| pattern.contains(esc));
+        let collapsed = CATEGORY_ESCAPES
+            .iter()
+            .any(|(esc, _)| pattern.contains(esc));
         let translated = if collapsed {
             translate_collapsed(pattern)?
         } else {
@@ -261,7 +265,10 @@ mod tests {
 
     #[test]
     fn gaps_between_matches_are_kept() {
-        assert_eq!(split_words("[0-9][0-9][0-9]", "x12345y"), ["x", "123", "45y"]);
+        assert_eq!(
+            split_words("[0-9][0-9][0-9]", "x12345y"),
+            ["x", "123", "45y"]
+        );
     }
 
     #[test]

@@ -68,7 +68,10 @@ impl Cursor<'_, '_> {
             }
         };
         let next = lower(self.cp(pos + 1));
-        if [b's', b't', b'm', b'd'].iter().any(|&c| u32::from(c) == next) {
+        if [b's', b't', b'm', b'd']
+            .iter()
+            .any(|&c| u32::from(c) == next)
+        {
             return Some(2);
         }
         if pos + 2 < self.end {
@@ -116,7 +119,11 @@ pub(crate) fn split_gpt2(text: &Classified, segment: Range<usize>, out: &mut Vec
             continue;
         }
         let space_led = cp == u32::from(b' ');
-        let lead = if space_led { c.flags(pos + 1) } else { c.flags(pos) };
+        let lead = if space_led {
+            c.flags(pos + 1)
+        } else {
+            c.flags(pos)
+        };
         let other = |f: u16| f & (flag::WHITESPACE | flag::LETTER | flag::NUMBER) == 0 && f != 0;
         let run_class: Option<fn(u16) -> bool> = if lead & flag::LETTER != 0 {
             Some(|f| f & flag::LETTER != 0)

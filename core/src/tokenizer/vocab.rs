@@ -101,33 +101,82 @@ fn required_str_array<'m>(md: &'m Metadata, key: &str) -> Result<Vec<&'m str>> {
 
 /// Texts llama.cpp takes as end-of-turn / fill-in-the-middle markers when no key names them.
 const EOT_TEXTS: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>",
 ];
 const EOM_TEXTS: &[&str] = &["<|eom_id|>"];
 const FIM_PRE_TEXTS: &[&str] = &[
-    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
-    "<|code_prefix|>", "<|prefix|>",
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<｜fim▁begin｜>",
+    "<PRE>",
+    "▁<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
 ];
 const FIM_SUF_TEXTS: &[&str] = &[
-    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
-    "<|code_suffix|>", "<|suffix|>",
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<｜fim▁hole｜>",
+    "<SUF>",
+    "▁<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
 ];
 const FIM_MID_TEXTS: &[&str] = &[
-    "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
-    "<|code_middle|>", "<|middle|>",
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<｜fim▁end｜>",
+    "<MID>",
+    "▁<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
 ];
 const FIM_PAD_TEXTS: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
 const FIM_REP_TEXTS: &[&str] = &[
-    "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>",
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
 ];
 const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 /// Texts that always end generation.
 const EOG_TEXTS: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<｜end▁of▁sentence｜>", "[e~[",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<｜end▁of▁sentence｜>",
+    "[e~[",
 ];
 
 impl Vocab {
@@ -300,8 +349,14 @@ impl Vocab {
             }
             let s = &mut self.special;
             let targets = [
-                &mut s.eot, &mut s.eom, &mut s.fim_pre, &mut s.fim_suf, &mut s.fim_mid,
-                &mut s.fim_pad, &mut s.fim_rep, &mut s.fim_sep,
+                &mut s.eot,
+                &mut s.eom,
+                &mut s.fim_pre,
+                &mut s.fim_suf,
+                &mut s.fim_mid,
+                &mut s.fim_pad,
+                &mut s.fim_rep,
+                &mut s.fim_sep,
             ];
             let mut any = false;
             for (hit, slot) in hits.iter().zip(targets) {
@@ -346,7 +401,11 @@ impl Vocab {
                 self.attrs[id] = TokenAttr::USER_DEFINED;
             }
         }
-        eog.extend([self.special.eos, self.special.eot, self.special.eom].into_iter().flatten());
+        eog.extend(
+            [self.special.eos, self.special.eot, self.special.eom]
+                .into_iter()
+                .flatten(),
+        );
         eog.sort_unstable();
         eog.dedup();
         let find = |eog: &[u32], t: &str| {
@@ -399,7 +458,9 @@ impl Vocab {
         if ["jina-v2-de", "jina-v2-es", "jina-v2-code"]
             .iter()
             .any(|p| pre.contains(p))
-            || ["nomic-bert-moe", "jina-bert-v3"].iter().any(|a| arch.contains(a))
+            || ["nomic-bert-moe", "jina-bert-v3"]
+                .iter()
+                .any(|a| arch.contains(a))
         {
             set(self, "<mask>", TokenAttr::LSTRIP, true);
         } else if name.contains("phi-3") || name.contains("phi3") {
@@ -439,7 +500,13 @@ fn read_scores(md: &Metadata, n: usize) -> Result<Vec<f32>> {
             .collect(),
         Some(Value::Array(ValueType::I32, items)) => items
             .iter()
-            .map(|v| if let Value::I32(x) = v { *x as f32 } else { 0.0 })
+            .map(|v| {
+                if let Value::I32(x) = v {
+                    *x as f32
+                } else {
+                    0.0
+                }
+            })
             .collect(),
         Some(v) => return Err(wrong_type(KEY_SCORES, "array of float32 or int32", v)),
     };

@@ -4,17 +4,14 @@
 //! single-dash spellings are rewritten by [`crate::llama_args`]. Generated text goes to stdout,
 //! everything else (progress, notes, the timing summary) to stderr.
 
-use crate::open::LocalAccess;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use sluice_core::backend::Backend;
 use sluice_core::chat::ChatTemplate;
-use sluice_core::generate::{Generator, Stop};
 use sluice_core::cpu::CpuBackend;
-use sluice_core::model::{Arch, LoadOptions, Model};
+use sluice_core::generate::{Generator, Stop};
+use sluice_core::model::Arch;
 use sluice_core::quant::GgmlType;
 use sluice_core::sample::{SamplerParams, RANDOM_SEED};
-use sluice_core::tokenizer::Tokenizer;
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -137,7 +134,9 @@ fn note_unsupported(what: &str) {
 }
 
 fn cache_type(flag: &str, name: &str) -> Result<GgmlType> {
-    const ALLOWED: &[&str] = &["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"];
+    const ALLOWED: &[&str] = &[
+        "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1",
+    ];
     if !ALLOWED.contains(&name.to_ascii_lowercase().as_str()) {
         bail!("{flag} {name}: allowed values are {}", ALLOWED.join(", "));
     }
@@ -172,10 +171,19 @@ impl RunArgs {
         let raw = match (&self.prompt, &self.file) {
             (Some(_), Some(_)) => bail!("give the prompt with -p or -f, not both"),
             (Some(p), None) => Some(p.clone()),
-            (None, Some(f)) => Some(std::fs::read_to_string(f).with_context(|| format!("-f {f}: cannot read the prompt file"))?),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("-f {f}: cannot read the prompt file"))?,
+            ),
             (None, None) => None,
         };
-        Ok(raw.map(|p| if self.no_escape { p } else { crate::llama_args::process_escapes(&p) }))
+        Ok(raw.map(|p| {
+            if self.no_escape {
+                p
+            } else {
+                crate::llama_args::process_escapes(&p)
+            }
+        }))
     }
 
     fn report_inactive_flags(&self) {
@@ -187,7 +195,9 @@ impl RunArgs {
         }
         if let Some(p) = self.prio {
             if p != 0 {
-                note_unsupported(&format!("--prio {p}: priority changes are not implemented; running at normal priority"));
+                note_unsupported(&format!(
+                    "--prio {p}: priority changes are not implemented; running at normal priority"
+                ));
             }
         }
     }
@@ -202,24 +212,16 @@ pub fn run(args: RunArgs) -> Result<()> {
         Some(v) => cache_type("--cache-type-v", v)?,
         None => GgmlType::F16,
     };
-    let access = if args.no_mmap { LocalAccess::Read } else { LocalAccess::Mmap };
-    let gguf = crate::open::open_model(&args.model, access).with_context(|| format!("--model {}", args.model))?;
-    let tokenizer = Tokenizer::from_metadata(gguf.metadata()).with_context(|| format!("{}: tokenizer", args.model))?;
-    let threads = if args.threads <= 0 { 0 } else { args.threads as usize };
-    let backend = CpuBackend::new(threads)?;
-    let spinner = crate::progress::spinner(&format!("loading {}", args.model));
-    let model = sluice_core::source::block_on(Model::load(&gguf, backend, LoadOptions::default()))
-        .with_context(|| format!("loading {}", args.model))?;
-    spinner.finish_and_clear();
+    let crate::load::Loaded {
+        gguf,
+        tokenizer,
+        model,
+    } = crate::load::load(
+        &args.model,
+        crate::load::threads(args.threads),
+        args.no_mmap,
+    )?;
     let cfg = &model.config;
-    eprintln!(
-        "sluice: {} ({}, {} layers, {} vocab) on {}",
-        cfg.name.as_deref().unwrap_or(&args.model),
-        cfg.arch.gguf_name(),
-        cfg.n_layer,
-        model.n_vocab,
-        model.backend().describe()
-    );
     let mla = cfg.arch == Arch::DeepSeek2 && cfg.deepseek.as_ref().is_some_and(|d| d.mla);
     if mla && v_type != k_type {
         if args.cache_type_v.is_some() {
@@ -227,14 +229,25 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         v_type = k_type;
     }
-    let n_ctx = if args.ctx_size == 0 { cfg.n_ctx_train } else { args.ctx_size };
+    let n_ctx = if args.ctx_size == 0 {
+        cfg.n_ctx_train
+    } else {
+        args.ctx_size
+    };
     let session = model.session(n_ctx, k_type, v_type)?;
     let load_ms = t_start.elapsed().as_secs_f64() * 1e3;
     let fallback_seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u32)
         .unwrap_or(0);
-    let mut gen = Generator::new(session, &tokenizer, args.sampler_params(), fallback_seed, args.special, crate::clock_ms);
+    let mut gen = Generator::new(
+        session,
+        &tokenizer,
+        args.sampler_params(),
+        fallback_seed,
+        args.special,
+        crate::clock_ms,
+    );
     gen.perf.load_ms = load_ms;
 
     let chat = !args.no_conversation && (args.conversation || std::io::stdin().is_terminal());
@@ -245,13 +258,29 @@ pub fn run(args: RunArgs) -> Result<()> {
                 anyhow!("the model has no chat template sluice recognises; pass --chat-template NAME or use -no-cnv")
             })?,
         };
-        let system = args.system_prompt.as_deref().map(|s| if args.no_escape { s.to_string() } else { crate::llama_args::process_escapes(s) });
+        let system = args.system_prompt.as_deref().map(|s| {
+            if args.no_escape {
+                s.to_string()
+            } else {
+                crate::llama_args::process_escapes(s)
+            }
+        });
         let first = args.prompt_text()?;
-        crate::chat_loop::run(&mut gen, &template, system, first, args.limit(), args.single_turn)?;
+        crate::chat_loop::run(
+            &mut gen,
+            &template,
+            system,
+            first,
+            args.limit(),
+            args.single_turn,
+        )?;
     } else {
         complete(&mut gen, &args)?;
     }
-    eprint!("\n{}", gen.perf.summary(t_start.elapsed().as_secs_f64() * 1e3));
+    eprint!(
+        "\n{}",
+        gen.perf.summary(t_start.elapsed().as_secs_f64() * 1e3)
+    );
     Ok(())
 }
 

@@ -1,0 +1,145 @@
+//! CPU dot-product kernels with llama.cpp's CPU numerics.
+//!
+//! ggml's CPU `mul_mat` never dequantizes weights: it converts the activation row to the weight
+//! type's "vec_dot type" (Q8_0, Q8_1, Q8_K, F16, BF16 or F32) and multiplies blocks with
+//! integer sums. [`KERNELS`] is the one table pairing each weight type with that activation
+//! format and its dot product, as ggml's `type_traits_cpu` does; [`quantize_activation`]
+//! performs the conversion and [`quantize_row`] the storage conversion of KV-cache types.
+//!
+//! # Which ggml variant each piece mirrors
+//!
+//! The reference is llama.cpp built with `GGML_NATIVE` on x86-64 (AVX2 / AVX-512).
+//!
+//! * **Activation quantizers** decide the integer codes and scales, so they are mirrored
+//!   exactly (see [`act`]): Q8_0 and Q8_1 follow the AVX path of `arch/x86/quants.c`
+//!   (`id = 127/amax`, round half to even), not the portable `_ref` (`1/(amax/127)`, round half
+//!   away from zero); Q8_K is the `_ref` quantizer, which x86 also uses; F16 is the F16C
+//!   round-to-nearest-even conversion and BF16 ggml's scalar round-to-nearest-even.
+//! * **Dot products** follow the structure of ggml's portable `*_generic` kernels in
+//!   `ggml-cpu/quants.c` (and the scalar loops of `vec.cpp` for F32/F16/BF16): the same integer
+//!   sums per sub-block and the same float combination, in the same order. The x86 build uses
+//!   AVX kernels that add the per-block float terms in SIMD lanes (with FMA) and reduce the lanes
+//!   at the end, so a result differs from llama.cpp's by float rounding of the final sum only
+//!   (a few ulp of the per-block terms), never by a different quantization.
+//! * Not mirrored (documented for the model code): llama.cpp on AVX2 machines repacks Q4_0,
+//!   Q4_K, IQ4_NL, MXFP4 (and Q2_K with AVX-512) weights into interleaved layouts whose
+//!   GEMV/GEMM kernels sum in yet another order, and for batches of ≥ 4 rows quantize
+//!   activations with `ggml_quantize_mat_*`; the llamafile sgemm path may also take over
+//!   multi-token matmuls. All of these use the same activation formats as this table.
+//!
+//! # Extension point for SIMD
+//!
+//! Every entry carries the portable [`DotKernel::scalar`] function, the oracle for tests, and
+//! [`DotKernel::vec_dot`], the function callers use. Today they are the same; a SIMD module can
+//! build a second table at start-up (after feature detection) whose `vec_dot` points at
+//! intrinsics and have [`dot_kernel`] return from it, without changing callers. The scalar
+//! files forbid `unsafe`; only such a SIMD module would need it.
+
+mod act;
+mod dot_float;
+mod dot_iquants;
+mod dot_kquants;
+mod dot_legacy;
+mod store;
+
+#[cfg(test)]
+mod tests;
+
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+pub use act::quantize_activation;
+pub use store::quantize_row;
+
+/// Dot product of `n` elements: a weight row (raw blocks of the weight type) with an activation
+/// row already converted to the kernel's activation type.
+///
+/// The slices must hold exactly `n` elements of their types (see [`DotKernel::dot`] for the
+/// checked call). Shorter slices are never read out of bounds: the sum then covers only the
+/// whole blocks present in both.
+pub type VecDotFn = fn(n: usize, weight_row: &[u8], act_row: &[u8]) -> f32;
+
+/// How the CPU multiplies a row of weights of one type with an activation row.
+#[derive(Debug)]
+pub struct DotKernel {
+    pub weight: GgmlType,
+    /// vec_dot_type: Q8_0, Q8_1, Q8_K, F16, BF16 or F32.
+    pub act: GgmlType,
+    /// The dot product to call (today the portable one; see the module docs).
+    pub vec_dot: VecDotFn,
+    /// The portable scalar implementation, kept as the reference for faster variants.
+    pub scalar: VecDotFn,
+}
+
+impl DotKernel {
+    /// Checked dot product: `weight_row` and `act_row` must hold exactly `n` elements.
+    pub fn dot(&self, n: usize, weight_row: &[u8], act_row: &[u8]) -> Result<f32> {
+        check_len(self.weight, n, weight_row.len(), "weight row")?;
+        check_len(self.act, n, act_row.len(), "activation row")?;
+        Ok((self.vec_dot)(n, weight_row, act_row))
+    }
+}
+
+pub(crate) fn check_len(ty: GgmlType, n: usize, len: usize, what: &str) -> Result<()> {
+    match ty.row_bytes(n as u64) {
+        Some(b) if b == len as u64 => Ok(()),
+        Some(b) => Err(Error::Invalid(format!(
+            "{what}: {n} elements of {ty} take {b} bytes, got {len}"
+        ))),
+        None => Err(Error::Invalid(format!(
+            "{what}: {n} elements are not whole blocks of {ty}"
+        ))),
+    }
+}
+
+macro_rules! kernels {
+    ($( $weight:ident => $act:ident, $f:path; )*) => {
+        /// Every weight type the CPU can multiply, with its activation type (ggml's
+        /// `vec_dot_type`) and dot product.
+        pub static KERNELS: &[DotKernel] = &[
+            $( DotKernel {
+                weight: GgmlType::$weight,
+                act: GgmlType::$act,
+                vec_dot: $f,
+                scalar: $f,
+            }, )*
+        ];
+    };
+}
+
+kernels! {
+    F32 => F32, dot_float::dot_f32;
+    F16 => F16, dot_float::dot_f16;
+    BF16 => BF16, dot_float::dot_bf16;
+    Q4_0 => Q8_0, dot_legacy::dot_q4_0;
+    Q4_1 => Q8_1, dot_legacy::dot_q4_1;
+    Q5_0 => Q8_0, dot_legacy::dot_q5_0;
+    Q5_1 => Q8_1, dot_legacy::dot_q5_1;
+    Q8_0 => Q8_0, dot_legacy::dot_q8_0;
+    IQ4_NL => Q8_0, dot_legacy::dot_iq4_nl;
+    MXFP4 => Q8_0, dot_legacy::dot_mxfp4;
+    NVFP4 => Q8_0, dot_legacy::dot_nvfp4;
+    Q1_0 => Q8_0, dot_legacy::dot_q1_0;
+    Q2_0 => Q8_0, dot_legacy::dot_q2_0;
+    Q2_K => Q8_K, dot_kquants::dot_q2_k;
+    Q3_K => Q8_K, dot_kquants::dot_q3_k;
+    Q4_K => Q8_K, dot_kquants::dot_q4_k;
+    Q5_K => Q8_K, dot_kquants::dot_q5_k;
+    Q6_K => Q8_K, dot_kquants::dot_q6_k;
+    IQ4_XS => Q8_K, dot_kquants::dot_iq4_xs;
+    TQ1_0 => Q8_K, dot_kquants::dot_tq1_0;
+    TQ2_0 => Q8_K, dot_kquants::dot_tq2_0;
+    IQ2_XXS => Q8_K, dot_iquants::dot_iq2_xxs;
+    IQ2_XS => Q8_K, dot_iquants::dot_iq2_xs;
+    IQ2_S => Q8_K, dot_iquants::dot_iq2_s;
+    IQ3_XXS => Q8_K, dot_iquants::dot_iq3_xxs;
+    IQ3_S => Q8_K, dot_iquants::dot_iq3_s;
+    IQ1_S => Q8_K, dot_iquants::dot_iq1_s;
+    IQ1_M => Q8_K, dot_iquants::dot_iq1_m;
+}
+
+/// The kernel for weights of type `weight`, or `None` if the CPU cannot multiply that type
+/// (activation-only formats, integer types, removed ids).
+pub fn dot_kernel(weight: GgmlType) -> Option<&'static DotKernel> {
+    KERNELS.iter().find(|k| k.weight == weight)
+}

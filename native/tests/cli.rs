@@ -1,0 +1,167 @@
+//! The `sluice` binary as a process: output on stdout, `error: ...` on stderr with a non-zero
+//! exit status for bad input, never a panic.
+
+use sluice_native::cmd::info::report_json;
+use sluice_native::open::{open_model, LocalAccess};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/gguf")
+        .join(name)
+}
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .output()
+        .expect("sluice runs")
+}
+
+fn assert_clean_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "succeeded: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr:?} lacks {needle:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn info_json_is_the_report() {
+    let path = fixture("tiny-Q4_K_M-00003-of-00004.gguf");
+    let p = path.to_str().expect("utf-8");
+    let out = sluice(&["info", "--json", p]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = open_model(p, LocalAccess::Mmap).expect("opens");
+    let mut want = report_json(p, &model, false, true);
+    want["integrity_manifest"] = false.into();
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_crash() {
+    assert_clean_error(
+        &sluice(&["info", "/nonexistent/x.gguf"]),
+        "/nonexistent/x.gguf",
+    );
+
+    let dir = std::env::temp_dir().join(format!("sluice-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let bytes = std::fs::read(fixture("tiny-Q2_K.gguf")).expect("fixture");
+    let cut = dir.join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let cut = cut.to_str().expect("utf-8");
+    assert_clean_error(&sluice(&["info", cut]), "at byte offset");
+    assert_clean_error(&sluice(&["gguf", "split", cut, "x"]), "at byte offset");
+
+    // A missing part of a split model is named.
+    for i in [1, 2, 4] {
+        let name = format!("m-{i:05}-of-00004.gguf");
+        let src = fixture(&format!("tiny-Q4_K_M-{i:05}-of-00004.gguf"));
+        std::fs::copy(src, dir.join(&name)).expect("copy");
+    }
+    let part = dir.join("m-00001-of-00004.gguf");
+    assert_clean_error(
+        &sluice(&["info", part.to_str().expect("utf-8")]),
+        "m-00003-of-00004.gguf",
+    );
+
+    // Merge never overwrites.
+    let merged = fixture("tiny-Q4_K_M-merged.gguf");
+    let first = fixture("tiny-Q4_K_M-00001-of-00004.gguf");
+    let out = sluice(&[
+        "gguf",
+        "merge",
+        first.to_str().expect("utf-8"),
+        merged.to_str().expect("utf-8"),
+    ]);
+    assert_clean_error(&out, "already exists");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let model = fixture("tiny-F32.gguf");
+    let m = model.to_str().expect("utf-8");
+    for args in [
+        vec!["gguf", "split", "--split-max-size", "1.5G", m, "x"],
+        vec!["gguf", "split", "--split-max-size", "10K", m, "x"],
+        vec![
+            "gguf",
+            "split",
+            "--split-max-size",
+            "1G",
+            "--split-max-tensors",
+            "3",
+            m,
+            "x",
+        ],
+        vec!["info"],
+    ] {
+        let out = sluice(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    }
+}
+
+/// A file whose second tensor has a type id newer than sluice (200): `info` shows it with an
+/// unknown size, `split` refuses it by name.
+#[test]
+fn newer_tensor_types_show_in_info_and_stop_split() {
+    use sluice_core::gguf::{GgufWriter, Metadata, TensorInfo};
+    use sluice_core::quant::GgmlType;
+    let mut w = GgufWriter::new(Metadata::new()).expect("writer");
+    w.add_tensor("a", GgmlType::F32, &[8]).expect("a");
+    w.add_tensor("b", GgmlType::F32, &[8]).expect("b");
+    let mut zeros = |_: usize, t: &TensorInfo, out: &mut dyn std::io::Write| {
+        let n = t.nbytes().expect("known") as usize;
+        out.write_all(&vec![0; n])
+            .map_err(|e| sluice_core::Error::io("mem", e.to_string()))
+    };
+    let mut bytes = w.to_vec(&mut zeros).expect("bytes");
+    // Record of "b": name length (8) + "b" + n_dims (4) + ne[0] (8), then the type.
+    let record = bytes
+        .windows(9)
+        .position(|win| win == b"\x01\0\0\0\0\0\0\0b")
+        .expect("record of b");
+    let type_at = record + 9 + 4 + 8;
+    bytes[type_at..type_at + 4].copy_from_slice(&200u32.to_le_bytes());
+
+    let dir = std::env::temp_dir().join(format!("sluice-cli-new-type-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let path = dir.join("new-type.gguf");
+    std::fs::write(&path, &bytes).expect("write");
+    let p = path.to_str().expect("utf-8");
+
+    let out = sluice(&["info", "--json", p]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let b = &json["tensors"][1];
+    assert_eq!(b["name"], "b");
+    assert_eq!(b["type"], "type#200");
+    assert_eq!(b["type_id"], 200);
+    assert!(
+        b["bytes"].is_null() && json["total"]["bytes"].is_null(),
+        "{json}"
+    );
+    let text = sluice(&["info", p]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("type#200"));
+
+    let prefix = dir.join("split");
+    assert_clean_error(
+        &sluice(&["gguf", "split", p, prefix.to_str().expect("utf-8")]),
+        "tensor b has type type#200",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
