@@ -345,6 +345,7 @@ const GRIDS: &str = include_str!("wgsl/grids.wgsl");
 const REDUCE_SHARED: &str = include_str!("wgsl/reduce_shared.wgsl");
 const REDUCE_SUBGROUP: &str = include_str!("wgsl/reduce_subgroup.wgsl");
 const JOBS: &str = include_str!("wgsl/kernels/jobs.wgsl");
+const STORE_COMMON: &str = include_str!("wgsl/store/common.wgsl");
 
 fn format_of(ty: Option<GgmlType>, key: &ShaderKey) -> Result<&'static GpuFormat> {
     let ty =
@@ -431,7 +432,9 @@ pub fn compose(key: &ShaderKey) -> Result<String> {
                 f.block_elems(),
                 f.block_words()
             );
+            s.push_str(STORE_COMMON);
             s.push_str(store);
+            uses_grids = f.uses_grids;
         }
     }
     if uses_grids {

@@ -56,10 +56,10 @@ formats! {
     F32 "f32": rotate 0, grids false, helpers [], store Some(include_str!("wgsl/store/f32.wgsl"));
     F16 "f16": rotate 0, grids false, helpers [], store Some(include_str!("wgsl/store/f16.wgsl"));
     BF16 "bf16": rotate 0, grids false, helpers [], store Some(include_str!("wgsl/store/bf16.wgsl"));
-    Q4_0 "q4_0": rotate 2, grids false, helpers [], store None;
-    Q4_1 "q4_1": rotate 4, grids false, helpers [], store None;
-    Q5_0 "q5_0": rotate 2, grids false, helpers [], store None;
-    Q5_1 "q5_1": rotate 4, grids false, helpers [], store None;
+    Q4_0 "q4_0": rotate 2, grids false, helpers [], store Some(include_str!("wgsl/store/q4_0.wgsl"));
+    Q4_1 "q4_1": rotate 4, grids false, helpers [], store Some(include_str!("wgsl/store/q4_1.wgsl"));
+    Q5_0 "q5_0": rotate 2, grids false, helpers [], store Some(include_str!("wgsl/store/q5_0.wgsl"));
+    Q5_1 "q5_1": rotate 4, grids false, helpers [], store Some(include_str!("wgsl/store/q5_1.wgsl"));
     Q8_0 "q8_0": rotate 2, grids false, helpers [], store Some(include_str!("wgsl/store/q8_0.wgsl"));
     Q2_K "q2_k": rotate 0, grids false, helpers [], store None;
     Q3_K "q3_k": rotate 0, grids false, helpers [], store None;
@@ -73,7 +73,7 @@ formats! {
     IQ3_S "iq3_s": rotate 2, grids true, helpers [], store None;
     IQ1_S "iq1_s": rotate 2, grids true, helpers [], store None;
     IQ1_M "iq1_m": rotate 0, grids true, helpers [], store None;
-    IQ4_NL "iq4_nl": rotate 2, grids true, helpers [], store None;
+    IQ4_NL "iq4_nl": rotate 2, grids true, helpers [], store Some(include_str!("wgsl/store/iq4_nl.wgsl"));
     IQ4_XS "iq4_xs": rotate 0, grids true, helpers [], store None;
     TQ1_0 "tq1_0": rotate 0, grids false, helpers [], store None;
     TQ2_0 "tq2_0": rotate 0, grids false, helpers [], store None;

@@ -247,9 +247,15 @@ impl WgpuBackend {
         row_words: u64,
         start: usize,
     ) -> Result<()> {
-        let block = crate::formats::GpuFormat::of(ty)
-            .map(|f| f.block_elems() as usize)
+        let format = crate::formats::GpuFormat::of(ty)
+            .filter(|f| f.store.is_some())
             .ok_or_else(|| Error::Unsupported(format!("cache type {ty} on the GPU")))?;
+        let block = format.block_elems() as usize;
+        let grids: Vec<&wgpu::Buffer> = if format.uses_grids {
+            vec![&self.grids]
+        } else {
+            vec![]
+        };
         let key = ShaderKey {
             quant: Some(ty),
             ..self.key("cache_store")
@@ -264,7 +270,7 @@ impl WgpuBackend {
             ],
             &[],
             &[Self::bind(rows), Bind::Buf(dst)],
-            &[],
+            &grids,
             [
                 ((rows.cols / block) as u32).div_ceil(WG),
                 rows.rows as u32,
@@ -359,6 +365,13 @@ impl WgpuBackend {
             GgmlType::BF16 => 2,
             _ => 0,
         };
+        let uses_grids = [spec.k_type, v_type]
+            .iter()
+            .any(|&t| crate::formats::GpuFormat::of(t).is_some_and(|f| f.uses_grids));
+        let mut extra = vec![&cache.k[layer], v_buf];
+        if uses_grids {
+            extra.push(&self.grids);
+        }
         let key = ShaderKey {
             quant: Some(spec.k_type),
             quant_v: Some(v_type),
@@ -388,7 +401,7 @@ impl WgpuBackend {
             ],
             &[],
             &[Self::bind(q), Self::bind(out)],
-            &[&cache.k[layer], v_buf],
+            &extra,
             [p.n_head as u32, t_n as u32, 1],
         )
     }

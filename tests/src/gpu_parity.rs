@@ -85,6 +85,9 @@ pub struct Parity {
     pub gpu: Run,
     /// Largest NMSE of the logits over the steps where both decoded the same tokens.
     pub max_nmse: f64,
+    /// Some weights are quantized: the CPU backend then rounds activations to 8 bits for its
+    /// dot products (as ggml does) while the GPU multiplies f32 activations.
+    pub quantized: bool,
 }
 
 impl Parity {
@@ -131,7 +134,16 @@ pub fn compare(
         .take(same + 1)
         .map(|(c, g)| nmse(g, c))
         .fold(0f64, f64::max);
-    Ok(Parity { cpu, gpu, max_nmse })
+    let quantized = gguf
+        .tensors()
+        .iter()
+        .any(|t| ![GgmlType::F32, GgmlType::F16, GgmlType::BF16].contains(&t.info.ty));
+    Ok(Parity {
+        cpu,
+        gpu,
+        max_nmse,
+        quantized,
+    })
 }
 
 /// SmolLM2-135M-Instruct's chat prompt "<|im_start|>system\n…" as token ids (from its

@@ -3,7 +3,7 @@
 //! within a small normalised error.
 //!
 //! Models: SmolLM2-135M-Instruct (Q4_1) from `$SLUICE_SMOLLM2`, else the path printed by
-//! `tests/gen/smollm2.sh`; every GGUF under `tests/fixtures/models/`. A missing model fails
+//! `tests/gen/smollm2.sh`; every GGUF under `tests/fixtures/models/` (or `$SLUICE_FIXTURES`). A missing model fails
 //! the test with instructions (never a silent skip), and so does a missing GPU adapter (see
 //! `sluice_shaders::testing`).
 
@@ -14,8 +14,11 @@ use sluice_tests::gpu_parity::{compare, SMOLLM2_PROMPT};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Largest logits NMSE accepted between the backends.
-const LOGITS_BOUND: f64 = 1e-4;
+/// Largest logits NMSE accepted between the backends: float models differ only in summation
+/// order; with quantized weights the CPU backend also rounds activations to 8 bits (ggml's
+/// vec_dot types) where the GPU keeps them in f32.
+const FLOAT_BOUND: f64 = 1e-4;
+const QUANT_BOUND: f64 = 2e-3;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -56,9 +59,10 @@ fn check(path: &Path, prompt: &[u32], n_gen: usize) {
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     eprintln!("{}", p.summary(&name));
     assert_eq!(p.gpu.tokens, p.cpu.tokens, "{name}: greedy tokens differ");
+    let bound = if p.quantized { QUANT_BOUND } else { FLOAT_BOUND };
     assert!(
-        p.max_nmse <= LOGITS_BOUND,
-        "{name}: logits NMSE {:e}",
+        p.max_nmse <= bound,
+        "{name}: logits NMSE {:e} > {bound:e}",
         p.max_nmse
     );
 }
@@ -78,7 +82,7 @@ fn deepseek2_fixtures_match_cpu() {
     if !have_gpu() {
         return;
     }
-    let dir = sluice_tests::fixtures_dir().join("models");
+    let dir = sluice_tests::parity::fixture_root().join("models");
     let mut models: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| {
             panic!(
