@@ -27,6 +27,8 @@ pub enum QuantRole {
     Cache,
     /// Writes cache rows through `store_block`.
     Store,
+    /// Rounds activations in place through `round_block` (`quant` is the activation format).
+    Act,
 }
 
 /// A storage binding declared for a kernel.
@@ -239,6 +241,21 @@ pub static KERNELS: &[KernelSpec] = &[
         jobs: false,
     },
     KernelSpec {
+        name: "round_act",
+        source: include_str!("wgsl/kernels/round_act.wgsl"),
+        workgroup: 64,
+        params: &[
+            ("cols", P::U32),
+            ("seg_stride", P::U32),
+            ("seg_offset", P::U32),
+            ("seg_len", P::U32),
+        ],
+        buffers: &[write("y", F32S)],
+        role: QuantRole::Act,
+        reduces: false,
+        jobs: false,
+    },
+    KernelSpec {
         name: "attention",
         source: include_str!("wgsl/kernels/attention.wgsl"),
         workgroup: 64,
@@ -436,6 +453,17 @@ pub fn compose(key: &ShaderKey) -> Result<String> {
             s.push_str(store);
             uses_grids = f.uses_grids;
         }
+        QuantRole::Act => {
+            let ty = key.quant.ok_or_else(|| {
+                Error::Invalid(format!("shader {} needs an activation format", key.label()))
+            })?;
+            let src = crate::formats::ACT_FORMATS
+                .iter()
+                .find(|(t, _)| *t == ty)
+                .map(|(_, src)| *src)
+                .ok_or_else(|| Error::Unsupported(format!("{ty} activations on the GPU")))?;
+            s.push_str(src);
+        }
     }
     if uses_grids {
         let _ = writeln!(
@@ -593,6 +621,14 @@ pub fn all_keys() -> Vec<ShaderKey> {
                                 ..base.clone()
                             });
                         }
+                    }
+                }
+                QuantRole::Act => {
+                    for (ty, _) in crate::formats::ACT_FORMATS {
+                        keys.push(ShaderKey {
+                            quant: Some(*ty),
+                            ..base.clone()
+                        });
                     }
                 }
                 QuantRole::Store => {

@@ -141,6 +141,24 @@ impl GpuFormat {
     }
 }
 
+/// How activations are rounded before a product with weights whose CPU dot product uses an
+/// activation format other than F32 (see `sluice_core::cpu::kernels`): `(format, snippet)`.
+pub static ACT_FORMATS: &[(GgmlType, &str)] = &[
+    (GgmlType::F16, include_str!("wgsl/act/f16.wgsl")),
+    (GgmlType::BF16, include_str!("wgsl/act/bf16.wgsl")),
+    (GgmlType::Q8_0, include_str!("wgsl/act/q8_0.wgsl")),
+    // Q8_1 has Q8_0's codes and scale (plus a sum the GPU does not need).
+    (GgmlType::Q8_1, include_str!("wgsl/act/q8_0.wgsl")),
+    (GgmlType::Q8_K, include_str!("wgsl/act/q8_k.wgsl")),
+];
+
+/// The activation format the CPU backend multiplies weights of `weight` with, when it is one
+/// the GPU rounds to (`None` for F32 and types the CPU has no kernel for).
+pub fn act_format(weight: GgmlType) -> Option<GgmlType> {
+    let act = sluice_core::cpu::kernels::dot_kernel(weight)?.act;
+    ACT_FORMATS.iter().any(|(t, _)| *t == act).then_some(act)
+}
+
 /// The lookup tables as one word buffer, and where each starts (in words).
 pub struct GridTable {
     pub words: Vec<u32>,

@@ -8,9 +8,11 @@
 
 use crate::backend::{shape_err, GpuTensor, WgpuBackend};
 use crate::compose::{ShaderKey, Val};
+use crate::formats::act_format;
 use crate::recorder::{linear_grid, Bind};
 use crate::weights::{GpuWeight, Window};
 use sluice_core::backend::{ExpertJob, Segments};
+use sluice_core::quant::GgmlType;
 use sluice_core::{Error, Result};
 use std::sync::Arc;
 
@@ -56,6 +58,52 @@ impl<'a> Io<'a> {
 }
 
 impl WgpuBackend {
+    /// `x` (`rows × cols`) as the CPU backend multiplies it with weights of type `w_ty`: a
+    /// copy (scratch `name`) whose segments are rounded to the weight type's activation format,
+    /// or `x` itself when the CPU multiplies in f32.
+    fn act_input(
+        &self,
+        name: &'static str,
+        w_ty: GgmlType,
+        x: &wgpu::Buffer,
+        (rows, cols): (usize, usize),
+        seg: Segments,
+    ) -> Result<wgpu::Buffer> {
+        let Some(act) = act_format(w_ty) else {
+            return Ok(x.clone());
+        };
+        let qk = act.block_elems().unwrap_or(1) as usize;
+        if !seg.len.is_multiple_of(qk) {
+            // The CPU backend multiplies such rows in f32 as well.
+            return Ok(x.clone());
+        }
+        let buf = self.scratch(name, rows * cols);
+        self.copy(x, 0, &buf, 0, (rows * cols) as u64 * 4);
+        let key = ShaderKey {
+            quant: Some(act),
+            ..self.key("round_act")
+        };
+        self.rec().dispatch(
+            &self.gpu,
+            &key,
+            &[
+                ("cols", Val::U(cols as u32)),
+                ("seg_stride", Val::U(seg.stride as u32)),
+                ("seg_offset", Val::U(seg.offset as u32)),
+                ("seg_len", Val::U(seg.len as u32)),
+            ],
+            &[],
+            &[Bind::Buf(&buf)],
+            &[],
+            [
+                ((seg.len / qk) as u32).div_ceil(64),
+                seg.groups as u32,
+                rows as u32,
+            ],
+        )?;
+        Ok(buf)
+    }
+
     /// Runs `jobs` (matrices of `rows` × `w.cols` of `w`'s type and buffers) over `window`.
     fn product(
         &self,
@@ -149,6 +197,17 @@ impl WgpuBackend {
                 ),
             ));
         }
+        let xa = self.act_input(
+            "act_x",
+            w.ty,
+            &x.buf,
+            (x.rows, x.cols),
+            Segments::whole(x.cols),
+        )?;
+        let io = Io {
+            x: &xa,
+            ..Io::of(x, out)
+        };
         for (r0, n, window) in w.row_runs(w.rows, self.max_parts, self.chunk_shift)? {
             let job = Job {
                 w_word: w.base + r0 as u64 * w.row_words,
@@ -158,7 +217,7 @@ impl WgpuBackend {
                 x_col: 0,
                 y_col: r0 as u32,
             };
-            self.product(w, n, &window, &[job], Io::of(x, out))?;
+            self.product(w, n, &window, &[job], io)?;
         }
         Ok(())
     }
@@ -204,7 +263,12 @@ impl WgpuBackend {
                 y_col: (g * os.stride + os.offset) as u32,
             })
             .collect();
-        self.product(w, w.rows, &window, &jobs, Io::of(x, out))
+        let xa = self.act_input("act_x", w.ty, &x.buf, (x.rows, x.cols), xs)?;
+        let io = Io {
+            x: &xa,
+            ..Io::of(x, out)
+        };
+        self.product(w, w.rows, &window, &jobs, io)
     }
 
     /// Runs one product per weight for the given per-weight jobs, batching weights that share
@@ -336,13 +400,34 @@ impl WgpuBackend {
             y,
             y_stride,
         };
-        self.batched(&gates, phase(0, true, false), io(&x.buf, x.cols, &g, ff))?;
-        self.batched(&ups, phase(1, true, false), io(&x.buf, x.cols, &u, ff))?;
+        // Inputs rounded as the CPU rounds them for each weight type (all experts of a call
+        // share their types; `batched` keeps types apart anyway).
+        let whole = |cols| Segments::whole(cols);
+        let (gate_ty, up_ty, down_ty) = (first.gate.ty, first.up.ty, first.down.ty);
+        if jobs.iter().any(|j| {
+            act_format(j.gate.ty) != act_format(gate_ty)
+                || act_format(j.up.ty) != act_format(up_ty)
+                || act_format(j.down.ty) != act_format(down_ty)
+        }) {
+            return Err(Error::Unsupported(
+                "routed experts of one call with different weight types".into(),
+            ));
+        }
+        let shape = (x.rows, x.cols);
+        let xg = self.act_input("act_x", gate_ty, &x.buf, shape, whole(x.cols))?;
+        let xu = if act_format(up_ty) == act_format(gate_ty) {
+            xg.clone()
+        } else {
+            self.act_input("act_x_up", up_ty, &x.buf, shape, whole(x.cols))?
+        };
+        self.batched(&gates, phase(0, true, false), io(&xg, x.cols, &g, ff))?;
+        self.batched(&ups, phase(1, true, false), io(&xu, x.cols, &u, ff))?;
         self.elementwise_swiglu(&g, &u, &a, n as usize * ff)?;
+        let aa = self.act_input("act_a", down_ty, &a, (n as usize, ff), whole(ff))?;
         self.batched(
             &downs,
             phase(2, false, true),
-            io(&a, ff, &out.buf, out.cols),
+            io(&aa, ff, &out.buf, out.cols),
         )
     }
 

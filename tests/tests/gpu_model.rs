@@ -59,7 +59,11 @@ fn check(path: &Path, prompt: &[u32], n_gen: usize) {
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     eprintln!("{}", p.summary(&name));
     assert_eq!(p.gpu.tokens, p.cpu.tokens, "{name}: greedy tokens differ");
-    let bound = if p.quantized { QUANT_BOUND } else { FLOAT_BOUND };
+    let bound = if p.quantized {
+        QUANT_BOUND
+    } else {
+        FLOAT_BOUND
+    };
     assert!(
         p.max_nmse <= bound,
         "{name}: logits NMSE {:e} > {bound:e}",
