@@ -103,6 +103,7 @@ pub static KERNELS: &[KernelSpec] = &[
             ("row_words", P::U32),
             ("x_stride", P::U32),
             ("y_stride", P::U32),
+            ("corr_base", P::U32),
         ],
         buffers: &[read("x", F32S), write("y", F32S), read("host", U32S)],
         role: QuantRole::Weight,
@@ -119,6 +120,7 @@ pub static KERNELS: &[KernelSpec] = &[
             ("row_words", P::U32),
             ("x_stride", P::U32),
             ("y_stride", P::U32),
+            ("corr_base", P::U32),
         ],
         buffers: &[read("x", F32S), write("y", F32S), read("host", U32S)],
         role: QuantRole::Weight,
@@ -249,6 +251,7 @@ pub static KERNELS: &[KernelSpec] = &[
             ("seg_stride", P::U32),
             ("seg_offset", P::U32),
             ("seg_len", P::U32),
+            ("corr_base", P::U32),
         ],
         buffers: &[write("y", F32S)],
         role: QuantRole::Act,
@@ -506,6 +509,10 @@ fn format_source(f: &GpuFormat) -> String {
         s.push_str(h);
     }
     s.push_str(f.source);
+    let _ = writeln!(s, "const HAS_MIN: bool = {};", f.has_min());
+    if !f.has_min() {
+        s.push_str("fn block_min(b: u32) -> f32 {\n    return 0.0;\n}\n");
+    }
     s
 }
 
@@ -552,7 +559,7 @@ fn weight_bindings(
 /// weight helpers and the format constants) with `prefix`, so two formats can live in one
 /// module. Buffer names and shared helpers are left alone.
 fn prefixed(prefix: &str, text: &str) -> String {
-    let mut names: Vec<&str> = vec!["QK", "BLOCK_WORDS", "CPB"];
+    let mut names: Vec<&str> = vec!["QK", "BLOCK_WORDS", "CPB", "HAS_MIN"];
     let mut rest = text;
     while let Some(at) = rest.find("fn ") {
         let after = &rest[at + 3..];

@@ -33,6 +33,12 @@ pub struct GpuFormat {
     pub store: Option<&'static str>,
 }
 
+/// Activation formats whose rounding also writes a per-block correction after the rounded
+/// values (see `wgsl/act/q8_1.wgsl`).
+pub fn act_has_correction(act: GgmlType) -> bool {
+    act == GgmlType::Q8_1
+}
+
 const K_SCALE_MIN: &str = include_str!("wgsl/quant/k_scale_min.wgsl");
 
 macro_rules! formats {
@@ -116,6 +122,11 @@ impl GpuFormat {
         self.src_block_bytes().div_ceil(4)
     }
 
+    /// The snippet defines `block_min` (affine formats: Q4_1, Q5_1).
+    pub fn has_min(&self) -> bool {
+        self.source.contains("fn block_min(")
+    }
+
     /// GPU words of a row of `cols` elements, or `None` when `cols` is not a whole number of
     /// GPU blocks.
     pub fn row_words(&self, cols: usize) -> Option<usize> {
@@ -147,8 +158,8 @@ pub static ACT_FORMATS: &[(GgmlType, &str)] = &[
     (GgmlType::F16, include_str!("wgsl/act/f16.wgsl")),
     (GgmlType::BF16, include_str!("wgsl/act/bf16.wgsl")),
     (GgmlType::Q8_0, include_str!("wgsl/act/q8_0.wgsl")),
-    // Q8_1 has Q8_0's codes and scale (plus a sum the GPU does not need).
-    (GgmlType::Q8_1, include_str!("wgsl/act/q8_0.wgsl")),
+    // Q8_1: Q8_0's codes and scale, plus the block-sum correction (see the snippet).
+    (GgmlType::Q8_1, include_str!("wgsl/act/q8_1.wgsl")),
     (GgmlType::Q8_K, include_str!("wgsl/act/q8_k.wgsl")),
 ];
 

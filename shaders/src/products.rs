@@ -8,7 +8,7 @@
 
 use crate::backend::{shape_err, GpuTensor, WgpuBackend};
 use crate::compose::{ShaderKey, Val};
-use crate::formats::act_format;
+use crate::formats::{act_format, act_has_correction};
 use crate::recorder::{linear_grid, Bind};
 use crate::weights::{GpuWeight, Window};
 use sluice_core::backend::{ExpertJob, Segments};
@@ -33,6 +33,8 @@ struct Io<'a> {
     x_stride: usize,
     y: &'a wgpu::Buffer,
     y_stride: usize,
+    /// Where x's Q8_1 block corrections start (in floats), or NO_INDEX.
+    corr: u32,
 }
 
 /// One job of a product dispatch.
@@ -53,6 +55,7 @@ impl<'a> Io<'a> {
             x_stride: x.cols,
             y: &y.buf,
             y_stride: y.cols,
+            corr: NO_INDEX,
         }
     }
 }
@@ -60,7 +63,8 @@ impl<'a> Io<'a> {
 impl WgpuBackend {
     /// `x` (`rows × cols`) as the CPU backend multiplies it with weights of type `w_ty`: a
     /// copy (scratch `name`) whose segments are rounded to the weight type's activation format,
-    /// or `x` itself when the CPU multiplies in f32.
+    /// or `x` itself when the CPU multiplies in f32; and where the copy's Q8_1 block
+    /// corrections start (NO_INDEX if none).
     fn act_input(
         &self,
         name: &'static str,
@@ -68,16 +72,21 @@ impl WgpuBackend {
         x: &wgpu::Buffer,
         (rows, cols): (usize, usize),
         seg: Segments,
-    ) -> Result<wgpu::Buffer> {
+    ) -> Result<(wgpu::Buffer, u32)> {
         let Some(act) = act_format(w_ty) else {
-            return Ok(x.clone());
+            return Ok((x.clone(), NO_INDEX));
         };
         let qk = act.block_elems().unwrap_or(1) as usize;
         if !seg.len.is_multiple_of(qk) {
             // The CPU backend multiplies such rows in f32 as well.
-            return Ok(x.clone());
+            return Ok((x.clone(), NO_INDEX));
         }
-        let buf = self.scratch(name, rows * cols);
+        let corr = if act_has_correction(act) {
+            (rows * cols) as u32
+        } else {
+            NO_INDEX
+        };
+        let buf = self.scratch(name, rows * cols * if corr == NO_INDEX { 1 } else { 2 });
         self.copy(x, 0, &buf, 0, (rows * cols) as u64 * 4);
         let key = ShaderKey {
             quant: Some(act),
@@ -91,6 +100,7 @@ impl WgpuBackend {
                 ("seg_stride", Val::U(seg.stride as u32)),
                 ("seg_offset", Val::U(seg.offset as u32)),
                 ("seg_len", Val::U(seg.len as u32)),
+                ("corr_base", Val::U(corr)),
             ],
             &[],
             &[Bind::Buf(&buf)],
@@ -101,7 +111,7 @@ impl WgpuBackend {
                 rows as u32,
             ],
         )?;
-        Ok(buf)
+        Ok((buf, corr))
     }
 
     /// Runs `jobs` (matrices of `rows` × `w.cols` of `w`'s type and buffers) over `window`.
@@ -174,6 +184,7 @@ impl WgpuBackend {
                 ("row_words", Val::U(w.row_words as u32)),
                 ("x_stride", Val::U(io.x_stride as u32)),
                 ("y_stride", Val::U(io.y_stride as u32)),
+                ("corr_base", Val::U(io.corr)),
             ],
             &host,
             &[Bind::Buf(io.x), Bind::Buf(io.y), Bind::Host],
@@ -197,7 +208,7 @@ impl WgpuBackend {
                 ),
             ));
         }
-        let xa = self.act_input(
+        let (xa, corr) = self.act_input(
             "act_x",
             w.ty,
             &x.buf,
@@ -206,6 +217,7 @@ impl WgpuBackend {
         )?;
         let io = Io {
             x: &xa,
+            corr,
             ..Io::of(x, out)
         };
         for (r0, n, window) in w.row_runs(w.rows, self.max_parts, self.chunk_shift)? {
@@ -263,9 +275,10 @@ impl WgpuBackend {
                 y_col: (g * os.stride + os.offset) as u32,
             })
             .collect();
-        let xa = self.act_input("act_x", w.ty, &x.buf, (x.rows, x.cols), xs)?;
+        let (xa, corr) = self.act_input("act_x", w.ty, &x.buf, (x.rows, x.cols), xs)?;
         let io = Io {
             x: &xa,
+            corr,
             ..Io::of(x, out)
         };
         self.product(w, w.rows, &window, &jobs, io)
@@ -394,12 +407,7 @@ impl WgpuBackend {
         let gates: Vec<&GpuWeight> = jobs.iter().map(|j| j.gate).collect();
         let ups: Vec<&GpuWeight> = jobs.iter().map(|j| j.up).collect();
         let downs: Vec<&GpuWeight> = jobs.iter().map(|j| j.down).collect();
-        let io = |x, x_stride, y, y_stride| Io {
-            x,
-            x_stride,
-            y,
-            y_stride,
-        };
+
         // Inputs rounded as the CPU rounds them for each weight type (all experts of a call
         // share their types; `batched` keeps types apart anyway).
         let whole = |cols| Segments::whole(cols);
@@ -420,14 +428,40 @@ impl WgpuBackend {
         } else {
             self.act_input("act_x_up", up_ty, &x.buf, shape, whole(x.cols))?
         };
-        self.batched(&gates, phase(0, true, false), io(&xg, x.cols, &g, ff))?;
-        self.batched(&ups, phase(1, true, false), io(&xu, x.cols, &u, ff))?;
+        self.batched(
+            &gates,
+            phase(0, true, false),
+            Io {
+                x: &xg.0,
+                x_stride: x.cols,
+                y: &g,
+                y_stride: ff,
+                corr: xg.1,
+            },
+        )?;
+        self.batched(
+            &ups,
+            phase(1, true, false),
+            Io {
+                x: &xu.0,
+                x_stride: x.cols,
+                y: &u,
+                y_stride: ff,
+                corr: xu.1,
+            },
+        )?;
         self.elementwise_swiglu(&g, &u, &a, n as usize * ff)?;
         let aa = self.act_input("act_a", down_ty, &a, (n as usize, ff), whole(ff))?;
         self.batched(
             &downs,
             phase(2, false, true),
-            io(&aa, ff, &out.buf, out.cols),
+            Io {
+                x: &aa.0,
+                x_stride: ff,
+                y: &out.buf,
+                y_stride: out.cols,
+                corr: aa.1,
+            },
         )
     }
 

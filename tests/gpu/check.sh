@@ -24,14 +24,16 @@ run() { # run LOGNAME CMD...: quiet on success, log tail on failure
         echo "FAILED (see $log)"; tail -n 40 "$log"; exit 1; fi
 }
 
+# Every cargo call names both packages so features unify the same way (no rebuilds).
+PKGS=(-p sluice-shaders -p sluice-tests)
 stage "build (release)"
-run build cargo build --release -q -p sluice-shaders -p sluice-tests --tests --examples
+run build cargo build --release -q "${PKGS[@]}" --tests --examples
 stage "adapter"
 vulkaninfo --summary 2>/dev/null | grep -m1 -i 'deviceName' | sed 's/.*= //' || echo "(vulkaninfo not installed)"
 stage "shader validation (naga)"
-run naga cargo test --release -q -p sluice-shaders --test naga_targets
+run naga cargo test --release -q "${PKGS[@]}" --test naga_targets
 stage "op parity vs CPU"
-run ops cargo test --release -q -p sluice-shaders -- --nocapture
+run ops cargo test --release -q "${PKGS[@]}" --test op_parity --test quant_parity -- --nocapture
 grep -E 'NMSE|max\|Δ\|' "$LOG_DIR/ops.log" | sed 's/^/    /' | head -80 >"$LOG_DIR/ops-summary.txt" || true
 echo "    (per-op numbers: $LOG_DIR/ops-summary.txt)"
 
@@ -42,7 +44,8 @@ if [[ -z "$SMOL" || ! -f "$SMOL" ]]; then
 fi
 export SLUICE_SMOLLM2="$SMOL"
 stage "model parity (tests)"
-run model cargo test --release -q -p sluice-tests --test gpu_model -- --nocapture
+run model cargo test --release -q "${PKGS[@]}" --test gpu_model -- --nocapture
+grep -E 'greedy tokens' "$LOG_DIR/model.log" | sed 's/^/    /' | head -40
 BENCH=target/release/examples/gpu_bench
 echo "decode speed (greedy, $N_GEN tokens, CPU backend on $THREADS threads):"
 "$BENCH" "$SMOL" "$N_GEN" "$THREADS" | sed 's/^/    /'
@@ -50,5 +53,9 @@ for f in tests/fixtures/models/*.gguf; do
     [[ -f "$f" ]] || continue
     "$BENCH" "$f" "$N_GEN" "$THREADS" | sed 's/^/    /'
     break # one tiny fixture is enough for timing
+done
+echo "weight products (kernel_bench):"
+for shape in "Q4_K 4096 4096 1" "Q8_0 4096 4096 1" "Q4_K 4096 4096 64" "IQ2_XXS 7168 2048 1"; do
+    target/release/examples/kernel_bench $shape 50 | sed 's/^/    /'
 done
 echo "gpu check passed"

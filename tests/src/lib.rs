@@ -1,5 +1,6 @@
 //! Shared helpers for sluice's integration tests: fixture paths and golden-file readers.
 
+pub mod gpu_diff;
 pub mod gpu_parity;
 
 use std::path::PathBuf;

@@ -5,6 +5,9 @@
 const TILE: u32 = 64u;
 var<workgroup> w_tile: array<vec4<f32>, 256>; // [row][4-column chunk]
 var<workgroup> x_tile: array<vec4<f32>, 256>; // [token][4-column chunk]
+// Affine formats with Q8_1 corrections: block mins and corrections at block-start chunks.
+var<workgroup> w_min: array<f32, 256>;
+var<workgroup> x_corr: array<f32, 256>;
 
 fn kernel(lid: u32, wid: vec3<u32>) {
     let jb = JOB_WORDS * wid.z;
@@ -26,19 +29,31 @@ fn kernel(lid: u32, wid: vec3<u32>) {
     let ty = lid >> 4u;
     var acc: array<vec4<f32>, 4>;
     let n_chunks = p.cols / 4u;
+    let corrected = HAS_MIN && p.corr_base != NO_INDEX;
     for (var c0 = 0u; c0 < n_chunks; c0 += 4u) {
         let c = c0 + lc;
         var wv = vec4<f32>(0.0);
         var xv = vec4<f32>(0.0);
+        var wm = 0.0;
+        var xc = 0.0;
         if (c < n_chunks && w_ok) {
-            wv = dequant4(w_row + (c / CPB) * BLOCK_WORDS, (c % CPB) * 4u);
+            let wb = w_row + (c / CPB) * BLOCK_WORDS;
+            wv = dequant4(wb, (c % CPB) * 4u);
+            if (corrected && c % CPB == 0u) {
+                wm = block_min(wb);
+            }
         }
         if (c < n_chunks && x_ok) {
             let e = xo + 4u * c;
             xv = vec4<f32>(x[e], x[e + 1u], x[e + 2u], x[e + 3u]);
+            if (corrected && c % CPB == 0u) {
+                xc = x[p.corr_base + e];
+            }
         }
         w_tile[lid] = wv;
         x_tile[lid] = xv;
+        w_min[lid] = wm;
+        x_corr[lid] = xc;
         workgroupBarrier();
         for (var k = 0u; k < 4u; k++) {
             let x0 = x_tile[(4u * tx) * 4u + k];
@@ -48,6 +63,17 @@ fn kernel(lid: u32, wid: vec3<u32>) {
             for (var r = 0u; r < 4u; r++) {
                 let w = w_tile[(4u * ty + r) * 4u + k];
                 acc[r] += vec4<f32>(dot(w, x0), dot(w, x1), dot(w, x2), dot(w, x3));
+            }
+            if (corrected) {
+                let xc = vec4<f32>(
+                    x_corr[(4u * tx) * 4u + k],
+                    x_corr[(4u * tx + 1u) * 4u + k],
+                    x_corr[(4u * tx + 2u) * 4u + k],
+                    x_corr[(4u * tx + 3u) * 4u + k],
+                );
+                for (var r = 0u; r < 4u; r++) {
+                    acc[r] += w_min[(4u * ty + r) * 4u + k] * xc;
+                }
             }
         }
         workgroupBarrier();

@@ -1,6 +1,7 @@
 // y = W·x for jobs of at most MV_TOK rows (decoding). A workgroup computes MV_ROWS weight rows
 // of one job (wid.z); the ROW_THREADS invocations of a row stride over its 4-element chunks,
-// dequantize each once for every token of the job, then sum with row_sum.
+// dequantize each once for every token of the job, then sum with row_sum. Affine formats
+// (HAS_MIN) add min·correction per block when the activations carry Q8_1 corrections.
 
 const MV_TOK: u32 = 4u;
 const MV_ROWS: u32 = WG / ROW_THREADS;
@@ -21,11 +22,19 @@ fn kernel(lid: u32, wid: vec3<u32>) {
     }
     var acc = vec4<f32>(0.0);
     let n_chunks = p.cols / 4u;
+    let corrected = HAS_MIN && p.corr_base != NO_INDEX;
     for (var c = k; c < n_chunks; c += ROW_THREADS) {
-        let w = dequant4(w_row + (c / CPB) * BLOCK_WORDS, (c % CPB) * 4u);
+        let wb = w_row + (c / CPB) * BLOCK_WORDS;
+        let w = dequant4(wb, (c % CPB) * 4u);
         for (var t = 0u; t < n_tok; t++) {
             let e = xo[t] + 4u * c;
             acc[t] += dot(w, vec4<f32>(x[e], x[e + 1u], x[e + 2u], x[e + 3u]));
+        }
+        if (corrected && c % CPB == 0u) {
+            let m = block_min(wb);
+            for (var t = 0u; t < n_tok; t++) {
+                acc[t] += m * x[p.corr_base + xo[t] + 4u * c];
+            }
         }
     }
     for (var t = 0u; t < n_tok; t++) {

@@ -6,3 +6,8 @@ fn dequant4(b: u32, j: u32) -> vec4<f32> {
     let hi = (vec4<u32>(wload(b)) >> (vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u))) & vec4<u32>(1u);
     return vec4<f32>(lo | (hi << vec4<u32>(4u))) * d + m;
 }
+
+// The block's min m: products with Q8_1 activations add m·(correction of the block's sum).
+fn block_min(b: u32) -> f32 {
+    return wf16(b, 22u);
+}
