@@ -22,10 +22,11 @@ fn main() -> sluice_core::Result<()> {
         access: LocalAccess::Mmap,
     };
     let gguf = block_on(GgufModel::open(path, &opener))?;
-    let be = DiffBackend::new(
+    let mut be = DiffBackend::new(
         CpuBackend::new(0)?,
         block_on(WgpuBackend::new(GpuOptions::default()))?,
     );
+    be.settle = std::env::var("FREE").is_err();
     let model = block_on(Model::load(&gguf, be, LoadOptions::default()))?;
     let prompt: Vec<u32> = SMOLLM2_PROMPT
         .iter()
@@ -37,5 +38,8 @@ fn main() -> sluice_core::Result<()> {
         logits = block_on(s.eval(&[argmax(&logits)], Logits::Last))?;
     }
     println!("{}", model.backend().report());
+    for (i, (op, e)) in model.backend().trace.borrow().iter().enumerate().take(400) {
+        println!("{i:4} {op:>16} {e:.2e}");
+    }
     Ok(())
 }

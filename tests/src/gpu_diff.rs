@@ -21,6 +21,11 @@ pub struct DiffBackend {
     pub gpu: WgpuBackend,
     /// Largest NMSE seen per op.
     pub worst: RefCell<BTreeMap<String, f64>>,
+    /// Reset the GPU side to the CPU's after each op (compare ops on equal inputs); without,
+    /// both run freely and `trace` shows where they drift apart.
+    pub settle: bool,
+    /// (op, NMSE) of every op in order, when not settling.
+    pub trace: RefCell<Vec<(String, f64)>>,
 }
 
 pub struct Pair<C, G> {
@@ -47,6 +52,8 @@ impl DiffBackend {
             cpu,
             gpu,
             worst: RefCell::new(BTreeMap::new()),
+            settle: true,
+            trace: RefCell::new(Vec::new()),
         }
     }
 
@@ -60,7 +67,11 @@ impl DiffBackend {
             *slot = e;
         }
         drop(w);
-        t.gpu = self.gpu.upload(&t.cpu.data, t.cpu.rows, t.cpu.cols)?;
+        if self.settle {
+            t.gpu = self.gpu.upload(&t.cpu.data, t.cpu.rows, t.cpu.cols)?;
+        } else {
+            self.trace.borrow_mut().push((op.to_string(), e));
+        }
         Ok(())
     }
 

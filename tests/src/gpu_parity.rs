@@ -59,6 +59,20 @@ pub fn greedy<B: Backend + 'static>(
     })
 }
 
+/// Top-1 minus top-2 logit.
+pub fn top_gap(v: &[f32]) -> f32 {
+    let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &x in v {
+        if x > a {
+            b = a;
+            a = x;
+        } else if x > b {
+            b = x;
+        }
+    }
+    a - b
+}
+
 pub fn argmax(v: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
@@ -85,6 +99,10 @@ pub struct Parity {
     pub gpu: Run,
     /// Largest NMSE of the logits over the steps where both decoded the same tokens.
     pub max_nmse: f64,
+    /// Mean KL(cpu ‖ gpu) of the next-token distributions over those steps.
+    pub mean_kl: f64,
+    /// The first step whose greedy tokens differ, and the CPU's top-1/top-2 logit gap there.
+    pub divergence: Option<(usize, f32)>,
     /// Some weights are quantized: the CPU backend then rounds activations to 8 bits for its
     /// dot products (as ggml does) while the GPU multiplies f32 activations.
     pub quantized: bool,
@@ -92,9 +110,16 @@ pub struct Parity {
 
 impl Parity {
     pub fn summary(&self, name: &str) -> String {
+        let tokens = match self.divergence {
+            None => format!("{} greedy tokens match", self.cpu.tokens.len()),
+            Some((step, gap)) => format!(
+                "greedy tokens match for {step} of {} (then differ where the CPU's top-2 gap is {gap:.3})",
+                self.cpu.tokens.len()
+            ),
+        };
         format!(
-            "{name}: greedy tokens {}; max logits NMSE {:.2e}; decode {:.1} tok/s ({}) vs {:.1} tok/s ({}); prompt {:.0} ms vs {:.0} ms",
-            if self.cpu.tokens == self.gpu.tokens { "match" } else { "DIFFER" },
+            "{name}: {tokens}; mean KL {:.2e}; max logits NMSE {:.2e}; decode {:.1} tok/s ({}) vs {:.1} tok/s ({}); prompt {:.0} ms vs {:.0} ms",
+            self.mean_kl,
             self.max_nmse,
             self.gpu.decode_tokens_per_s,
             self.gpu.backend,
@@ -127,13 +152,15 @@ pub fn compare(
         .zip(&gpu.tokens)
         .take_while(|(a, b)| a == b)
         .count();
-    let max_nmse = cpu
-        .logits
+    let steps: Vec<(&Vec<f32>, &Vec<f32>)> =
+        cpu.logits.iter().zip(&gpu.logits).take(same + 1).collect();
+    let max_nmse = steps.iter().map(|(c, g)| nmse(g, c)).fold(0f64, f64::max);
+    let mean_kl = steps
         .iter()
-        .zip(&gpu.logits)
-        .take(same + 1)
-        .map(|(c, g)| nmse(g, c))
-        .fold(0f64, f64::max);
+        .map(|(c, g)| crate::parity::kl(c, g))
+        .sum::<f64>()
+        / steps.len().max(1) as f64;
+    let divergence = (same < cpu.tokens.len()).then(|| (same, top_gap(&cpu.logits[same])));
     let quantized = gguf
         .tensors()
         .iter()
@@ -142,6 +169,8 @@ pub fn compare(
         cpu,
         gpu,
         max_nmse,
+        mean_kl,
+        divergence,
         quantized,
     })
 }

@@ -1,6 +1,6 @@
 //! Model-level parity: real models and the tiny DeepSeek-V3-shaped fixtures loaded through
-//! `Model::load` on the wgpu backend produce the CPU backend's greedy tokens, with logits
-//! within a small normalised error.
+//! `Model::load` on the wgpu backend produce the CPU backend's greedy tokens (up to the first
+//! near-tie of the CPU's logits) and next-token distributions within a small KL divergence.
 //!
 //! Models: SmolLM2-135M-Instruct (Q4_1) from `$SLUICE_SMOLLM2`, else the path printed by
 //! `tests/gen/smollm2.sh`; every GGUF under `tests/fixtures/models/` (or `$SLUICE_FIXTURES`). A missing model fails
@@ -14,11 +14,18 @@ use sluice_tests::gpu_parity::{compare, SMOLLM2_PROMPT};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Largest logits NMSE accepted between the backends: float models differ only in summation
-/// order; with quantized weights the CPU backend also rounds activations to 8 bits (ggml's
-/// vec_dot types) where the GPU keeps them in f32.
-const FLOAT_BOUND: f64 = 1e-4;
-const QUANT_BOUND: f64 = 2e-3;
+/// Mean KL(cpu ‖ gpu) accepted. Float models differ only in the order of f32 sums. With
+/// quantized weights both backends round activations to 8-bit codes (the same codes for the
+/// same values), but a last-bit difference upstream (a reduction summed in another order, a
+/// GPU `exp`) can move a value across a rounding boundary, and one code is 1/127 of a block's
+/// largest value (an outlier feature in real models), which later layers amplify. The bound is
+/// of the order of llama.cpp's own noise floor on the tiny fixtures (flash attention on vs
+/// off: mean KL up to 1e-3, per-position KL up to 3e-2, logits moving by up to 1.7).
+const FLOAT_KL: f64 = 1e-5;
+const QUANT_KL: f64 = 2e-2;
+/// Greedy tokens must agree until the CPU's top-1/top-2 logit gap falls below this (a
+/// near-tie, well inside the logit noise above).
+const NEAR_TIE: f32 = 0.5;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -58,16 +65,19 @@ fn check(path: &Path, prompt: &[u32], n_gen: usize) {
     let p = compare(&path.to_string_lossy(), prompt, n_gen, 2, GgmlType::F16)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     eprintln!("{}", p.summary(&name));
-    assert_eq!(p.gpu.tokens, p.cpu.tokens, "{name}: greedy tokens differ");
-    let bound = if p.quantized {
-        QUANT_BOUND
-    } else {
-        FLOAT_BOUND
-    };
+    if let Some((step, gap)) = p.divergence {
+        assert!(
+            gap < NEAR_TIE,
+            "{name}: greedy tokens differ at step {step} where the CPU's top-2 gap is {gap}\n  cpu {:?}\n  gpu {:?}",
+            p.cpu.tokens,
+            p.gpu.tokens
+        );
+    }
+    let bound = if p.quantized { QUANT_KL } else { FLOAT_KL };
     assert!(
-        p.max_nmse <= bound,
-        "{name}: logits NMSE {:e} > {bound:e}",
-        p.max_nmse
+        p.mean_kl <= bound,
+        "{name}: mean KL {:e} > {bound:e}",
+        p.mean_kl
     );
 }
 

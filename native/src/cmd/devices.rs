@@ -10,7 +10,9 @@ pub struct DevicesArgs {}
 pub fn run(_args: DevicesArgs) -> Result<()> {
     let adapters = sluice_shaders::gpu::list_adapters();
     if adapters.is_empty() {
-        println!("no GPU adapters (install a Vulkan, Metal or DX12 driver; the CPU backend still works)");
+        println!(
+            "no GPU adapters (install a Vulkan, Metal or DX12 driver; the CPU backend still works)"
+        );
         return Ok(());
     }
     for (i, a) in adapters.iter().enumerate() {
