@@ -17,6 +17,7 @@ pub mod gpu;
 mod ops;
 mod products;
 mod recorder;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 mod weights;
 

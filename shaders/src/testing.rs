@@ -29,7 +29,6 @@ pub fn take_device_turn() {
 
 /// A backend for a test, or `None` when there is no adapter and the environment allows that.
 /// Panics (failing the test) when there is no adapter and it does not.
-#[cfg(not(target_arch = "wasm32"))]
 pub fn backend_or_fail(opts: GpuOptions) -> Option<WgpuBackend> {
     take_device_turn();
     match sluice_core::source::block_on(WgpuBackend::new(opts)) {
