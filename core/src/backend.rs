@@ -146,6 +146,38 @@ pub struct RopeParams {
     pub corr_dims: [f32; 2],
 }
 
+impl RopeParams {
+    /// `(cos, sin)` of each rotary pair `i < n_rot / 2` at position `pos`, with YaRN's
+    /// correction, exactly as ggml's rope cache builds them (angles by repeated
+    /// multiplication). Backends that rotate on a device compute this table on the host, so
+    /// every backend uses the same angles.
+    pub fn cos_sin(&self, pos: u32, out: &mut [(f32, f32)]) {
+        let theta_scale = self.freq_base.powf(-2.0 / self.n_rot as f32);
+        let mut theta = pos as f32;
+        for (i, c) in out.iter_mut().enumerate() {
+            *c = self.yarn(theta, i);
+            theta *= theta_scale;
+        }
+    }
+
+    /// The YaRN-corrected (cos, sin) for rotary pair `pair` at angle `theta_extrap`
+    /// (ggml's `rope_yarn`).
+    fn yarn(&self, theta_extrap: f32, pair: usize) -> (f32, f32) {
+        let theta_interp = self.freq_scale * theta_extrap;
+        let mut theta = theta_interp;
+        let mut mscale = self.attn_factor;
+        if self.ext_factor != 0.0 {
+            let [low, high] = self.corr_dims;
+            let y = (pair as f32 - low) / (high - low).max(0.001);
+            let ramp = 1.0 - y.clamp(0.0, 1.0);
+            let mix = ramp * self.ext_factor;
+            theta = theta_interp * (1.0 - mix) + theta_extrap * mix;
+            mscale *= 1.0 + 0.1 * (1.0 / self.freq_scale).ln();
+        }
+        (theta.cos() * mscale, theta.sin() * mscale)
+    }
+}
+
 /// Attention shape for one layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttnParams {

@@ -32,6 +32,8 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Write an integrity manifest (per-tensor and per-expert hashes) next to a model.
     Manifest(cmd::manifest::ManifestArgs),
+    /// List GPU adapters (backend, type, limits, features).
+    Devices(cmd::devices::DevicesArgs),
     /// GGUF file tools: split and merge, compatible with llama.cpp's llama-gguf-split.
     Gguf(cmd::gguf::Args),
     /// Prompt-processing and generation speed, in llama-bench's table layout.
@@ -68,6 +70,7 @@ fn main() {
         Command::Manifest(a) => cmd::manifest::run(a),
         Command::Gguf(a) => cmd::gguf::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Devices(a) => cmd::devices::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,5 +1,8 @@
 //! Shared helpers for sluice's integration tests: fixture paths and golden-file readers.
 
+pub mod gpu_diff;
+pub mod gpu_parity;
+
 use std::path::PathBuf;
 
 pub mod quant_fixture;

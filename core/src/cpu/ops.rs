@@ -72,33 +72,6 @@ pub fn rms_norm(
     Ok(())
 }
 
-/// The YaRN-corrected angle and magnitude for rotary pair index `pair` (ggml's `rope_yarn`).
-fn rope_yarn(theta_extrap: f32, p: &RopeParams, pair: usize) -> (f32, f32) {
-    let theta_interp = p.freq_scale * theta_extrap;
-    let mut theta = theta_interp;
-    let mut mscale = p.attn_factor;
-    if p.ext_factor != 0.0 {
-        let [low, high] = p.corr_dims;
-        let y = (pair as f32 - low) / (high - low).max(0.001);
-        let ramp = 1.0 - y.clamp(0.0, 1.0);
-        let mix = ramp * p.ext_factor;
-        theta = theta_interp * (1.0 - mix) + theta_extrap * mix;
-        mscale *= 1.0 + 0.1 * (1.0 / p.freq_scale).ln();
-    }
-    (theta.cos() * mscale, theta.sin() * mscale)
-}
-
-/// Fills `cs` with (cos, sin) for each rotary pair at position `pos`. Angles are built by
-/// repeated multiplication, as ggml's rope cache does.
-fn rope_table(pos: u32, p: &RopeParams, cs: &mut [(f32, f32)]) {
-    let theta_scale = p.freq_base.powf(-2.0 / p.n_rot as f32);
-    let mut theta = pos as f32;
-    for (i, c) in cs.iter_mut().enumerate() {
-        *c = rope_yarn(theta, p, i);
-        theta *= theta_scale;
-    }
-}
-
 /// Rotary embedding in place on each segment (`seg.len == n_rot`).
 pub fn rope(x: &mut CpuTensor, seg: Segments, positions: &[u32], p: &RopeParams) -> Result<()> {
     check_seg("rope", x, seg)?;
@@ -116,7 +89,7 @@ pub fn rope(x: &mut CpuTensor, seg: Segments, positions: &[u32], p: &RopeParams)
     let half = p.n_rot / 2;
     let mut cs = vec![(0f32, 0f32); half];
     for (r, &pos) in positions.iter().enumerate() {
-        rope_table(pos, p, &mut cs);
+        p.cos_sin(pos, &mut cs);
         let row = &mut x.data[r * x.cols..(r + 1) * x.cols];
         for g in 0..seg.groups {
             let s = g * seg.stride + seg.offset;

@@ -2,6 +2,7 @@
 //! function; `main.rs` only lists them.
 
 pub mod bench;
+pub mod devices;
 pub mod gguf;
 pub mod info;
 pub mod manifest;
