@@ -64,6 +64,15 @@ pub struct DeepSeek2<B: Backend> {
     ignore_bias: bool,
 }
 
+/// The stacked routed-expert tensors of a MoE layer (`blk.{l}.{name}.weight`), in either
+/// layout (separate gate and up, or fused `gate_up`).
+pub const EXPERT_TENSORS: [&str; 4] = [
+    "ffn_gate_exps",
+    "ffn_up_exps",
+    "ffn_gate_up_exps",
+    "ffn_down_exps",
+];
+
 fn u(x: usize) -> u64 {
     x as u64
 }
@@ -136,6 +145,10 @@ impl<B: Backend + 'static> DeepSeek2<B> {
                 resident.push(if store.is_none() {
                     load_experts(ld, l, n_embd, &ds).await?
                 } else {
+                    // The store reads these tensors itself: they count as used.
+                    for t in EXPERT_TENSORS {
+                        ld.skip(&n(&format!("{t}.weight")));
+                    }
                     Vec::new()
                 });
                 let shared = if ds.n_shared > 0 {

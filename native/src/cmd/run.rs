@@ -126,6 +126,10 @@ pub struct RunArgs {
     /// One turn of chat, then exit.
     #[arg(long = "single-turn")]
     pub single_turn: bool,
+    /// After each answer, print the token ids fed and generated as one JSON line on stderr:
+    /// `{"prompt_token_ids":[…],"token_ids":[…]}` (for tests that compare runs).
+    #[arg(long = "print-token-ids")]
+    pub print_token_ids: bool,
 }
 
 /// Says once on stderr that an accepted flag does nothing in this build.
@@ -273,6 +277,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             first,
             args.limit(),
             args.single_turn,
+            args.print_token_ids,
         )?;
     } else {
         complete(&mut gen, &args)?;
@@ -301,7 +306,9 @@ fn complete(gen: &mut Generator<'_, '_, CpuBackend>, args: &RunArgs) -> Result<(
     }
     sluice_core::source::block_on(gen.feed(&ids))?;
     let mut write_err = None;
-    let stop = sluice_core::source::block_on(gen.generate(args.limit(), &mut |_, text| {
+    let mut generated = Vec::new();
+    let stop = sluice_core::source::block_on(gen.generate(args.limit(), &mut |id, text| {
+        generated.push(id);
         let r = out.write_all(text.as_bytes()).and_then(|_| out.flush());
         let ok = r.is_ok();
         if let Err(e) = r {
@@ -313,6 +320,10 @@ fn complete(gen: &mut Generator<'_, '_, CpuBackend>, args: &RunArgs) -> Result<(
         return Err(e).context("writing to stdout");
     }
     out.write_all(gen.flush().as_bytes())?;
+    if args.print_token_ids {
+        out.flush()?;
+        eprintln!("{}", token_ids_json(&ids, &generated));
+    }
     match stop {
         Stop::EndOfText => writeln!(out, " [end of text]")?,
         Stop::ContextFull => {
@@ -323,4 +334,9 @@ fn complete(gen: &mut Generator<'_, '_, CpuBackend>, args: &RunArgs) -> Result<(
     }
     out.flush()?;
     Ok(())
+}
+
+/// The `--print-token-ids` line.
+pub fn token_ids_json(prompt: &[u32], generated: &[u32]) -> String {
+    serde_json::json!({ "prompt_token_ids": prompt, "token_ids": generated }).to_string()
 }
