@@ -25,8 +25,8 @@ pub struct ServeArgs {
     /// Also serve a static directory at `/` (after the models). `--www` with no value serves
     /// the web demo: the `www/` directory of the sluice checkout (built with web/build.sh).
     /// Give it after DIR, or as `--www=PATH`.
-    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
-    pub www: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub www: Option<Option<PathBuf>>,
     /// Seconds an idle keep-alive connection is kept open.
     #[arg(long, default_value_t = 15)]
     pub idle_timeout: u64,
@@ -42,13 +42,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.cors_origins = args.cors_origins;
     config.max_connections = args.max_connections.max(1);
     let www = match args.www {
-        Some(p) if p.as_os_str().is_empty() => Some(find_demo().ok_or_else(|| {
+        Some(None) => Some(find_demo().ok_or_else(|| {
             anyhow::anyhow!(
                 "--www: cannot find the demo page (www/index.html) near {} or in the source tree; pass --www=PATH",
                 std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default()
             )
         })?),
-        other => other,
+        Some(Some(dir)) => Some(dir),
+        None => None,
     };
     if let Some(dir) = &www {
         if dir.join("index.html").is_file() && !dir.join("pkg").join("sluice_web.js").is_file() {
