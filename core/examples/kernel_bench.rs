@@ -6,7 +6,7 @@
 //! other load on the machine mostly shows as noise rather than bias.
 
 use sluice_core::cpu::kernels::{kernels_for, quantize_activation_scalar, Isa};
-use sluice_core::quant::GgmlType;
+
 use std::time::Instant;
 
 fn main() {

@@ -41,6 +41,7 @@ pub fn run(
     first: Option<String>,
     limit: Option<usize>,
     single_turn: bool,
+    print_token_ids: bool,
 ) -> Result<()> {
     install_ctrl_c();
     let tokenizer = gen.tokenizer();
@@ -82,10 +83,12 @@ pub fn run(
         let ids = tokenizer.encode(&delta, first_turn, true);
         block_on(gen.feed(&ids))?;
         let mut answer = String::new();
+        let mut generated = Vec::new();
         let mut out = std::io::stdout().lock();
         INTERRUPTED.store(false, Ordering::SeqCst);
         GENERATING.store(true, Ordering::SeqCst);
         let stop = block_on(gen.generate(limit, &mut |id, text| {
+            generated.push(id);
             if !tokenizer.is_eog(id) {
                 answer.push_str(text);
                 let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
@@ -96,6 +99,10 @@ pub fn run(
         let stop = stop?;
         answer.push_str(&gen.flush());
         writeln!(out)?;
+        if print_token_ids {
+            out.flush()?;
+            eprintln!("{}", crate::cmd::run::token_ids_json(&ids, &generated));
+        }
         history.push(message("assistant", &answer));
         rendered = template.render(&history, false);
         match stop {

@@ -165,3 +165,88 @@ fn newer_tensor_types_show_in_info_and_stop_split() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn print_token_ids_is_one_json_line() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models/tiny-deepseek-v3.gguf");
+    let prompt = "<｜User｜>Hi<｜Assistant｜>";
+    let out = sluice(&[
+        "run",
+        "-m",
+        model.to_str().expect("utf-8"),
+        "-no-cnv",
+        "--temp",
+        "0",
+        "-n",
+        "5",
+        "-p",
+        prompt,
+        "--print-token-ids",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("{\"prompt_token_ids\""))
+        .unwrap_or_else(|| panic!("no token id line in {stderr}"));
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    let prompt_ids = v["prompt_token_ids"].as_array().expect("prompt ids");
+    // BOS, <｜User｜>, "Hi" (one or more tokens), <｜Assistant｜>.
+    assert_eq!(prompt_ids.first(), Some(&serde_json::json!(0)));
+    assert!(prompt_ids.len() >= 4, "{line}");
+    assert_eq!(v["token_ids"].as_array().expect("ids").len(), 5, "{line}");
+}
+
+#[test]
+fn serve_www_without_a_value_serves_the_demo_page() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let models = std::env::temp_dir().join(format!("sluice-www-{}", std::process::id()));
+    std::fs::create_dir_all(&models).expect("scratch");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "serve",
+            models.to_str().expect("utf-8"),
+            "--port",
+            "0",
+            "--www",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sluice serve starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    let second = lines.next().expect("a second line").expect("utf-8");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the URL")
+        .trim_end_matches('/')
+        .to_string();
+    assert!(
+        second.contains("demo page") && second.contains(&url),
+        "{second}"
+    );
+    let get = |path: &str| -> String {
+        let host = url.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(host).expect("connect");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut response = String::new();
+        s.read_to_string(&mut response).expect("read");
+        response
+    };
+    let index = get("/");
+    let script = get("/app.js");
+    child.kill().ok();
+    child.wait().ok();
+    std::fs::remove_dir_all(&models).ok();
+    assert!(index.starts_with("HTTP/1.1 200"), "{index}");
+    assert!(index.contains("<title>sluice"), "{index}");
+    assert!(script.contains("text/javascript"), "{script}");
+    assert!(script.contains("Session.load"), "the demo's script");
+}

@@ -54,8 +54,8 @@ for f in tests/fixtures/models/*.gguf; do
     "$BENCH" "$f" "$N_GEN" "$THREADS" | sed 's/^/    /'
     break # one tiny fixture is enough for timing
 done
-echo "weight products (kernel_bench):"
+echo "weight products (gpu_kernel_bench):"
 for shape in "Q4_K 4096 4096 1" "Q8_0 4096 4096 1" "Q4_K 4096 4096 64" "IQ2_XXS 7168 2048 1"; do
-    target/release/examples/kernel_bench $shape 50 | sed 's/^/    /'
+    target/release/examples/gpu_kernel_bench $shape 50 | sed 's/^/    /'
 done
 echo "gpu check passed"

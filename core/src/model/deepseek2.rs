@@ -64,6 +64,15 @@ pub struct DeepSeek2<B: Backend> {
     ignore_bias: bool,
 }
 
+/// The stacked routed-expert tensors of a MoE layer (`blk.{l}.{name}.weight`), in either
+/// layout (separate gate and up, or fused `gate_up`).
+pub const EXPERT_TENSORS: [&str; 4] = [
+    "ffn_gate_exps",
+    "ffn_up_exps",
+    "ffn_gate_up_exps",
+    "ffn_down_exps",
+];
+
 fn u(x: usize) -> u64 {
     x as u64
 }

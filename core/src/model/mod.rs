@@ -12,6 +12,7 @@ pub mod routing;
 pub mod weights;
 
 pub use config::{Arch, Config, DeepSeekConfig, Gating};
+pub use deepseek2::EXPERT_TENSORS;
 
 use crate::backend::{Backend, CacheSpec, Segments};
 use crate::experts::{ExpertStore, StoreStats};

@@ -128,6 +128,10 @@ pub struct RunArgs {
     pub single_turn: bool,
     #[command(flatten)]
     pub experts: crate::expert_cache::ExpertCacheArgs,
+    /// After each answer, print the token ids fed and generated as one JSON line on stderr:
+    /// `{"prompt_token_ids":[…],"token_ids":[…]}` (for tests that compare runs).
+    #[arg(long = "print-token-ids")]
+    pub print_token_ids: bool,
 }
 
 /// Says once on stderr that an accepted flag does nothing in this build.
@@ -277,6 +281,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             first,
             args.limit(),
             args.single_turn,
+            args.print_token_ids,
         )?;
     } else {
         complete(&mut gen, &args)?;
@@ -308,10 +313,12 @@ fn complete(gen: &mut Generator<'_, '_, CpuBackend>, args: &RunArgs) -> Result<(
     }
     sluice_core::source::block_on(gen.feed(&ids))?;
     let mut write_err = None;
+    let mut generated = Vec::new();
     // Raw token bytes, as llama-completion writes them: the terminal joins UTF-8 sequences
     // split across tokens, and bytes that never form valid UTF-8 pass through unchanged.
     let special = args.special;
     let stop = sluice_core::source::block_on(gen.generate(args.limit(), &mut |id, _| {
+        generated.push(id);
         let piece = tokenizer.token_to_piece(id, special);
         let r = out.write_all(&piece).and_then(|_| out.flush());
         let ok = r.is_ok();
@@ -324,6 +331,10 @@ fn complete(gen: &mut Generator<'_, '_, CpuBackend>, args: &RunArgs) -> Result<(
         return Err(e).context("writing to stdout");
     }
     gen.flush();
+    if args.print_token_ids {
+        out.flush()?;
+        eprintln!("{}", token_ids_json(&ids, &generated));
+    }
     // llama-completion's ending, byte for byte: the marker on end of text, then a blank line.
     match stop {
         Stop::EndOfText => writeln!(out, " [end of text]")?,
@@ -336,4 +347,9 @@ fn complete(gen: &mut Generator<'_, '_, CpuBackend>, args: &RunArgs) -> Result<(
     out.write_all(b"\n\n")?;
     out.flush()?;
     Ok(())
+}
+
+/// The `--print-token-ids` line.
+pub fn token_ids_json(prompt: &[u32], generated: &[u32]) -> String {
+    serde_json::json!({ "prompt_token_ids": prompt, "token_ids": generated }).to_string()
 }

@@ -22,9 +22,11 @@ pub struct ServeArgs {
     /// Connections served at once (more wait in the listen queue).
     #[arg(long, default_value_t = 64)]
     pub max_connections: usize,
-    /// Also serve this static directory at `/` (after the models), e.g. the web demo.
-    #[arg(long, value_name = "DIR")]
-    pub www: Option<PathBuf>,
+    /// Also serve a static directory at `/` (after the models). `--www` with no value serves
+    /// the web demo: the `www/` directory of the sluice checkout (built with web/build.sh).
+    /// Give it after DIR, or as `--www=PATH`.
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub www: Option<Option<PathBuf>>,
     /// Seconds an idle keep-alive connection is kept open.
     #[arg(long, default_value_t = 15)]
     pub idle_timeout: u64,
@@ -39,7 +41,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.port = args.port;
     config.cors_origins = args.cors_origins;
     config.max_connections = args.max_connections.max(1);
-    config.www = args.www;
+    let www = match args.www {
+        Some(None) => Some(find_demo().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--www: cannot find the demo page (www/index.html) near {} or in the source tree; pass --www=PATH",
+                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default()
+            )
+        })?),
+        Some(Some(dir)) => Some(dir),
+        None => None,
+    };
+    if let Some(dir) = &www {
+        if dir.join("index.html").is_file() && !dir.join("pkg").join("sluice_web.js").is_file() {
+            eprintln!(
+                "note: {} has no pkg/sluice_web.js: build the wasm package with web/build.sh",
+                dir.display()
+            );
+        }
+    }
+    config.www = www.clone();
     config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
     config.log_requests = args.verbose;
     let server = start(config)?;
@@ -48,6 +68,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         "serving {} at {url}/ (models: {url}/models.json)",
         args.dir.display()
     );
+    if let Some(dir) = &www {
+        println!("demo page ({}): open {url}/ in a browser", dir.display());
+    }
     server.wait();
     Ok(())
+}
+
+/// The demo page for a bare `--www`: `www/` beside the executable or up to three directories
+/// above it (an installed tree, `target/release/`), else the source tree it was built from.
+fn find_demo() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let near_exe = exe.ancestors().skip(1).take(4).map(|d| d.join("www"));
+    let source_tree = std::iter::once(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../www"));
+    near_exe
+        .chain(source_tree)
+        .find(|d| d.join("index.html").is_file())
+        .and_then(|d| d.canonicalize().ok())
 }

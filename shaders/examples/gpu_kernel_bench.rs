@@ -1,4 +1,4 @@
-//! Times weight products on the GPU: `kernel_bench [TYPE] [ROWS] [COLS] [TOKENS] [REPS]`
+//! Times weight products on the GPU: `gpu_kernel_bench [TYPE] [ROWS] [COLS] [TOKENS] [REPS]`
 //! (default Q4_K 4096 4096 1 20). Prints milliseconds per product and weight bytes per second.
 use sluice_core::backend::{Backend, WeightBytes, WeightData};
 use sluice_core::quant::GgmlType;
