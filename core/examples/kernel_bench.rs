@@ -40,7 +40,7 @@ fn main() {
             continue;
         }
         let elems = k.weight.block_elems().expect("known") as usize;
-        if n % elems != 0 {
+        if !n.is_multiple_of(elems) {
             continue;
         }
         // Random blocks with realistic scales (random f16 bits would include subnormals,

@@ -150,6 +150,21 @@ fn load(path: &Path) -> Model<CpuBackend> {
 
 /// Runs every parity check of one golden and panics with a clear message on failure.
 pub fn check(name: &str, kl_limit: f64) -> Report {
+    check_with(name, kl_limit, None)
+}
+
+/// Where sluice does not yet reach the bound on a fixture: the weaker bound that
+/// still holds, so a regression beyond it fails. Each use names the open work.
+#[derive(Clone, Copy, Debug)]
+pub struct KnownGap {
+    /// Mean KL allowed instead of the bound.
+    pub kl: f64,
+    /// Top-1 agreement (gap ≥ 0.1 positions) allowed instead of llama.cpp's own.
+    pub top1: f64,
+}
+
+/// [`check`] with an optional [`KnownGap`] replacing the teacher-forced bounds.
+pub fn check_with(name: &str, kl_limit: f64, gap: Option<KnownGap>) -> Report {
     let g = golden(name);
     let model = load(&g.model_path);
     let seq = ids(&g.json["sequence"]["tokens"]);
@@ -189,7 +204,16 @@ pub fn check(name: &str, kl_limit: f64) -> Report {
     let floor_top1 = g.json["noise_floor"]["top1_agreement"]
         .as_f64()
         .unwrap_or(1.0);
-    let kl_bound = kl_limit.max(1.5 * floor);
+    let mut kl_bound = kl_limit.max(1.5 * floor);
+    let mut floor_top1 = floor_top1;
+    if let Some(gap) = gap {
+        println!(
+            "{name}: known gap, checked against KL ≤ {:.1e} and top-1 ≥ {:.3} instead of {kl_bound:.1e} and {floor_top1:.3}",
+            gap.kl, gap.top1
+        );
+        kl_bound = gap.kl;
+        floor_top1 = gap.top1;
+    }
     let top1_agree = if counted == 0 {
         1.0
     } else {

@@ -22,6 +22,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+/// The byte ranges `(offset, len)` to read from one part, and for each, `(index in the
+/// missing list, slab index)`.
+type PartReads = (Vec<(u64, usize)>, Vec<(usize, usize)>);
+
 /// Where one of an expert's three matrices lies: expert `e`'s slab is `rows` rows of `cols`
 /// elements at `base + e·stride` in part `part`.
 #[derive(Clone, Debug)]
@@ -219,7 +223,7 @@ impl<B: Backend> BudgetedExperts<B> {
             .as_ref()
             .ok_or_else(|| Error::model(format!("layer {layer} has no routed experts")))?;
         // (expert index in `missing`, slab index) of each read, grouped by part.
-        let mut per_part: HashMap<usize, (Vec<(u64, usize)>, Vec<(usize, usize)>)> = HashMap::new();
+        let mut per_part: HashMap<usize, PartReads> = HashMap::new();
         for (i, &e) in missing.iter().enumerate() {
             for (k, slab) in slabs.iter().enumerate() {
                 let entry = per_part.entry(slab.part).or_default();
@@ -227,8 +231,7 @@ impl<B: Backend> BudgetedExperts<B> {
                 entry.1.push((i, k));
             }
         }
-        let parts: Vec<(usize, (Vec<(u64, usize)>, Vec<(usize, usize)>))> =
-            per_part.into_iter().collect();
+        let parts: Vec<(usize, PartReads)> = per_part.into_iter().collect();
         let mut reads = Vec::with_capacity(parts.len());
         for (part, (ranges, _)) in &parts {
             let source = self.sources.get(*part).ok_or_else(|| {

@@ -149,9 +149,12 @@ pub fn check_validator(
     Ok(())
 }
 
+/// Spans `(offset, len)` and, per input range, `(span index, offset within span)`.
+pub type MergedRanges = (Vec<(u64, u64)>, Vec<(usize, u64)>);
+
 /// Groups ranges that touch or overlap into spans, so one request can carry several reads.
 /// Returns the spans and, per input range, `(span index, offset within span)`.
-pub fn merge_ranges(ranges: &[(u64, usize)]) -> (Vec<(u64, u64)>, Vec<(usize, u64)>) {
+pub fn merge_ranges(ranges: &[(u64, usize)]) -> MergedRanges {
     let mut order: Vec<usize> = (0..ranges.len()).collect();
     order.sort_by_key(|&i| ranges[i].0);
     let mut spans: Vec<(u64, u64)> = Vec::new();

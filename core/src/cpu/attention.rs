@@ -137,6 +137,7 @@ enum FlashPath {
     Tiled,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn attention(
     pool: &Pool,
     acts: &mut Vec<u8>,

@@ -172,7 +172,7 @@ pub fn matmul(
 /// two matrices): the piece size.
 fn even_piece(rows: usize, per: usize) -> usize {
     let mut pieces = rows.div_ceil(per.max(1)).max(1);
-    while rows % pieces != 0 {
+    while !rows.is_multiple_of(pieces) {
         pieces += 1;
     }
     rows / pieces

@@ -288,7 +288,7 @@ mod native {
                     break g;
                 }
                 polls += 1;
-                if polls % 64 != 0 || start.elapsed() < SPIN {
+                if !polls.is_multiple_of(64) || start.elapsed() < SPIN {
                     std::hint::spin_loop();
                     continue;
                 }

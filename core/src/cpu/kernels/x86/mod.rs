@@ -29,6 +29,7 @@ pub(crate) fn available() -> bool {
 
 /// Whole blocks present in a weight row and in `n_acts` activation rows `stride` bytes apart.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn blocks(
     n: usize,
     elems: usize,
