@@ -94,13 +94,7 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
         Some(path) => {
             let mut f = std::fs::File::create_new(path)
                 .with_context(|| format!("--kl-divergence-base {path}"))?;
-            let header = BaseHeader {
-                n_ctx,
-                n_vocab,
-                n_chunk,
-                tokens: tokens[..n_chunk * n_ctx].to_vec(),
-            };
-            f.write_all(&header.to_bytes())?;
+            f.write_all(&base_header(&tokens, n_ctx, n_vocab, n_chunk).to_bytes())?;
             Some(std::io::BufWriter::new(f))
         }
         None => None,
@@ -135,6 +129,17 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
 pub struct Perplexity {
     pub ppl: f64,
     pub uncertainty: f64,
+}
+
+/// The header of a base file for the first `n_chunk` chunks of `tokens`; the rows follow,
+/// written by [`score`].
+pub fn base_header(tokens: &[u32], n_ctx: usize, n_vocab: usize, n_chunk: usize) -> BaseHeader {
+    BaseHeader {
+        n_ctx,
+        n_vocab,
+        n_chunk,
+        tokens: tokens[..n_chunk * n_ctx].to_vec(),
+    }
 }
 
 /// Scores the first `n_chunk` chunks of `n_ctx` tokens; writes the base rows to `base` when
