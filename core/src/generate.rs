@@ -85,6 +85,9 @@ pub struct Generator<'m, 't, B: Backend> {
     /// The last sampled token, not yet evaluated.
     pending: Option<u32>,
     pub perf: Perf,
+    /// Never sample an end-of-generation token (llama-cli's `--ignore-eos`): their logits
+    /// are set to −∞ before sampling, as llama.cpp's logit bias does.
+    pub ignore_eos: bool,
     clock: fn() -> f64,
 }
 
@@ -106,6 +109,7 @@ impl<'m, 't, B: Backend + 'static> Generator<'m, 't, B> {
             logits: Vec::new(),
             pending: None,
             perf: Perf::default(),
+            ignore_eos: false,
             clock,
         }
     }
@@ -160,6 +164,13 @@ impl<'m, 't, B: Backend + 'static> Generator<'m, 't, B> {
                 self.perf.eval_tokens += 1;
             }
             let t0 = (self.clock)();
+            if self.ignore_eos {
+                for &e in self.tokenizer.eog_tokens() {
+                    if let Some(l) = self.logits.get_mut(e as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            }
             let id = self.sampler.sample(&self.logits);
             self.sampler.accept(id);
             self.perf.sample_ms += (self.clock)() - t0;

@@ -128,15 +128,16 @@ fn ctrl_c_stops_the_answer_not_the_program() {
         })
         .expect("openpty");
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_sluice"));
-    // No token limit: the answer runs until Ctrl-C (or the 4096-token context fills).
+    // No token limit and no end-of-text: the answer runs until Ctrl-C (or the context fills).
     cmd.args([
         "run",
         "-m",
         model().to_str().unwrap(),
         "--temp",
         "0",
+        "--ignore-eos",
         "-c",
-        "4096",
+        "16384",
         "-t",
         "2",
     ]);
@@ -161,8 +162,9 @@ fn ctrl_c_stops_the_answer_not_the_program() {
     let mut at = screen.wait_for("> ", 0, t);
     writer.write_all(b"Tell me a long story.\r").unwrap();
     writer.flush().unwrap();
-    // Let it generate for a moment, then interrupt.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Let the answer start, then interrupt it.
+    at = screen.wait_for("story.", at, t);
+    std::thread::sleep(Duration::from_millis(300));
     writer.write_all(&[3]).unwrap();
     writer.flush().unwrap();
     at = screen.wait_for("[stopped]", at, t);

@@ -123,6 +123,10 @@ pub struct RunArgs {
     /// Skip the warm-up run (sluice does none; accepted for compatibility).
     #[arg(long = "no-warmup")]
     pub no_warmup: bool,
+    /// Never end an answer with an end-of-generation token (generation stops at -n, a full
+    /// context or Ctrl-C).
+    #[arg(long = "ignore-eos")]
+    pub ignore_eos: bool,
     /// One turn of chat, then exit.
     #[arg(long = "single-turn")]
     pub single_turn: bool,
@@ -257,6 +261,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         crate::clock_ms,
     );
     gen.perf.load_ms = load_ms;
+    gen.ignore_eos = args.ignore_eos;
 
     let chat = !args.no_conversation && (args.conversation || std::io::stdin().is_terminal());
     if chat {
