@@ -58,6 +58,41 @@ fn check(label: &str, src: &str, subgroups: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Float literals outside f32's finite range: naga rounds them to f32::MAX, but browsers'
+/// WGSL compilers (Tint) reject the shader.
+fn out_of_range_literals(src: &str) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (n, line) in src.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let bytes = code.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let starts = bytes[i].is_ascii_digit()
+                && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'));
+            if !starts {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < bytes.len()
+                && (bytes[j].is_ascii_digit()
+                    || matches!(bytes[j], b'.' | b'e' | b'E')
+                    || (matches!(bytes[j], b'+' | b'-') && matches!(bytes[j - 1], b'e' | b'E')))
+            {
+                j += 1;
+            }
+            let lit = &code[i..j];
+            if let Ok(v) = lit.parse::<f64>() {
+                if v.is_finite() && v.abs() > f32::MAX as f64 {
+                    bad.push(format!("line {}: {lit}", n + 1));
+                }
+            }
+            i = j.max(i + 1);
+        }
+    }
+    bad
+}
+
 #[test]
 fn every_shader_translates_to_every_target() {
     let keys = all_keys();
@@ -68,6 +103,10 @@ fn every_shader_translates_to_every_target() {
             Ok(src) => {
                 if let Err(e) = check(&label, &src, key.subgroups) {
                     failures.push(format!("{label}: {e}"));
+                }
+                let bad = out_of_range_literals(&src);
+                if !bad.is_empty() {
+                    failures.push(format!("{label}: beyond f32: {}", bad.join(", ")));
                 }
             }
             Err(e) => failures.push(format!("{label}: compose: {e}")),

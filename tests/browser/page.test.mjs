@@ -111,7 +111,7 @@ for (const c of cases) {
       assert.deepEqual(
         r.tokenIds.slice(0, steps),
         c.native.token_ids.slice(0, steps),
-        `generated tokens differ from the CLI within the first ${steps}`,
+        `generated tokens differ from the CLI within the first ${steps}:\n  page ${JSON.stringify(r.tokenIds)}\n  CLI  ${JSON.stringify(c.native.token_ids)}`,
       );
       if (c.streamsExperts && s.expertMode === 'stream') {
         assert.ok(s.expertMisses > 0, 'streamed experts were never fetched');

@@ -19,6 +19,7 @@ use sluice_core::model::{Arch, LoadOptions, Model, EXPERT_TENSORS};
 use sluice_core::sample::{SamplerParams, RANDOM_SEED};
 use sluice_core::tokenizer::Tokenizer;
 use sluice_core::{Error, Result};
+use sluice_shaders::{GpuOptions, WgpuBackend};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -63,13 +64,38 @@ struct Shared {
 
 enum AnyEngine {
     Cpu(Engine<CpuBackend>),
+    Gpu(Engine<WgpuBackend>),
+}
+
+/// Runs `$body` with `$e` bound to the engine, whichever backend it has.
+macro_rules! with_engine {
+    ($engine:expr, $e:ident => $body:expr) => {
+        match $engine {
+            AnyEngine::Cpu($e) => $body,
+            AnyEngine::Gpu($e) => $body,
+        }
+    };
 }
 
 impl AnyEngine {
     fn n_past(&self) -> usize {
-        match self {
-            AnyEngine::Cpu(e) => e.n_past(),
-        }
+        with_engine!(self, e => e.n_past())
+    }
+}
+
+/// The backend chosen for a load: WebGPU when asked (an error if there is none) or, for
+/// `auto`, when an adapter opens; otherwise the CPU, with the reason in the note.
+async fn open_gpu(choice: BackendChoice) -> Result<(Option<WgpuBackend>, String), JsError> {
+    match choice {
+        BackendChoice::Cpu => Ok((None, String::new())),
+        BackendChoice::WebGpu => WgpuBackend::new(GpuOptions::default())
+            .await
+            .map(|b| (Some(b), String::new()))
+            .map_err(|e| JsError::new(&format!("backend webgpu: {e}"))),
+        BackendChoice::Auto => Ok(match WgpuBackend::new(GpuOptions::default()).await {
+            Ok(b) => (Some(b), String::new()),
+            Err(e) => (None, format!("no WebGPU ({e}); using the CPU")),
+        }),
     }
 }
 
@@ -258,19 +284,7 @@ impl Session {
         let deepseek = sluice_core::model::Config::from_metadata(gguf.metadata())
             .map(|c| c.arch == Arch::DeepSeek2)
             .unwrap_or(false);
-        let (backend_name, adapter, note) = match settings.backend {
-            BackendChoice::WebGpu => {
-                return Err(JsError::new(
-                    "backend webgpu: this build of sluice-web has no WebGPU backend",
-                ))
-            }
-            BackendChoice::Auto => (
-                "cpu",
-                String::new(),
-                "this build has no WebGPU backend".to_string(),
-            ),
-            BackendChoice::Cpu => ("cpu", String::new(), String::new()),
-        };
+        let (gpu, note) = open_gpu(settings.backend).await?;
         let stream = deepseek && settings.stream_experts.unwrap_or(true);
         let expected: u64 = gguf
             .tensors()
@@ -282,13 +296,32 @@ impl Session {
             .expected
             .set(counters.bytes.get() + expected + 1024 * 1024);
         let mut expert_stats = None;
-        let backend = CpuBackend::new(1).map_err(js_error)?;
-        let describe = backend.describe();
-        let (engine, expert_total) =
-            load_engine(&url, gguf, backend, &settings, stream, &mut expert_stats).await?;
+        let (engine, expert_total, backend_name, adapter, describe) = match gpu {
+            Some(backend) => {
+                let describe = backend.describe();
+                let a = backend.adapter();
+                let adapter = format!("{} ({}, {})", a.name, a.backend, a.device_type);
+                let (engine, total) =
+                    load_engine(&url, gguf, backend, &settings, stream, &mut expert_stats).await?;
+                (AnyEngine::Gpu(engine), total, "webgpu", adapter, describe)
+            }
+            None => {
+                let backend = CpuBackend::new(1).map_err(js_error)?;
+                let describe = backend.describe();
+                let (engine, total) =
+                    load_engine(&url, gguf, backend, &settings, stream, &mut expert_stats).await?;
+                (
+                    AnyEngine::Cpu(engine),
+                    total,
+                    "cpu",
+                    String::new(),
+                    describe,
+                )
+            }
+        };
         *counters.on_progress.borrow_mut() = None;
         let info = Object::new();
-        {
+        with_engine!(&engine, engine => {
             let model = engine.model();
             let cfg = &model.config;
             js::set(&info, "url", url.as_str());
@@ -303,7 +336,7 @@ impl Session {
             js::set(&info, "ctxSize", engine.n_ctx() as u32);
             js::set(&info, "chatTemplate", engine.template().is_some());
             js::set(&info, "backend", describe.as_str());
-        }
+        });
         let shared = Rc::new(Shared {
             stop: Cell::new(false),
             fetch: counters,
@@ -322,7 +355,7 @@ impl Session {
             expert_total,
         });
         Ok(Session {
-            engine: RefCell::new(AnyEngine::Cpu(engine)),
+            engine: RefCell::new(engine),
             shared,
             info,
         })
@@ -372,13 +405,11 @@ impl Session {
             !shared.stop.get()
         };
         let mut pause = || js::yield_if_due(YIELD_EVERY_MS);
-        let result: Result<TurnOutput> = match &mut *engine {
-            AnyEngine::Cpu(e) => {
-                let r = e.turn(&prompt, &params, &mut callback, &mut pause).await;
-                self.shared.experts.set(e.model().expert_stats());
-                r
-            }
-        };
+        let result: Result<TurnOutput> = with_engine!(&mut *engine, e => {
+            let r = e.turn(&prompt, &params, &mut callback, &mut pause).await;
+            self.shared.experts.set(e.model().expert_stats());
+            r
+        });
         self.shared.generating.set(false);
         if let Some(e) = callback_error {
             return Err(JsError::new(&format!(
@@ -418,9 +449,7 @@ impl Session {
             .engine
             .try_borrow_mut()
             .map_err(|_| JsError::new("cannot reset while a generation is running"))?;
-        match &mut *engine {
-            AnyEngine::Cpu(e) => e.reset().map_err(js_error),
-        }
+        with_engine!(&mut *engine, e => e.reset().map_err(js_error))
     }
 
     /// Model facts: `name`, `architecture`, `layers`, `vocab`, `ctxSize`, `chatTemplate`,

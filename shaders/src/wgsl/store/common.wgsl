@@ -16,8 +16,8 @@ fn signed_max32(src: u32) -> f32 {
 
 // (min, max) of 32 values.
 fn min_max32(src: u32) -> vec2<f32> {
-    var lo = 3.4028235e38;
-    var hi = -3.4028235e38;
+    var lo = 3.4028234e38;
+    var hi = -3.4028234e38;
     for (var i = 0u; i < 32u; i++) {
         let v = x[src + i];
         lo = min(lo, v);
