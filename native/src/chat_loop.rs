@@ -5,8 +5,8 @@
 //! the answer being generated; at the prompt it (or `/exit`, or end of input) quits.
 
 use anyhow::Result;
+use sluice_core::backend::Backend;
 use sluice_core::chat::{ChatTemplate, Message};
-use sluice_core::cpu::CpuBackend;
 use sluice_core::generate::{Generator, Stop};
 use sluice_core::source::block_on;
 use std::io::{BufRead, Write};
@@ -34,8 +34,8 @@ fn message(role: &str, content: &str) -> Message {
 }
 
 /// Runs the chat until `/exit`, end of input, or Ctrl-C at the prompt.
-pub fn run(
-    gen: &mut Generator<'_, '_, CpuBackend>,
+pub fn run<B: Backend + 'static>(
+    gen: &mut Generator<'_, '_, B>,
     template: &ChatTemplate,
     system: Option<String>,
     first: Option<String>,

@@ -11,10 +11,10 @@ use sluice_core::model::{LoadOptions, Model};
 use sluice_core::tokenizer::Tokenizer;
 
 /// A model ready to run, with what was read to get there.
-pub struct Loaded {
+pub struct Loaded<B: Backend = CpuBackend> {
     pub gguf: GgufModel,
     pub tokenizer: Tokenizer,
-    pub model: Model<CpuBackend>,
+    pub model: Model<B>,
     /// Whether routed experts are streamed through a cache (print the store's summary at
     /// exit: [`crate::expert_cache::summary`]).
     pub streaming: bool,
@@ -34,6 +34,56 @@ pub fn load_with(
     no_mmap: bool,
     experts: &ExpertCacheArgs,
 ) -> Result<Loaded> {
+    open(path, no_mmap, experts)?.load(CpuBackend::new(threads)?)
+}
+
+/// Where `--n-gpu-layers` puts a model: every layer and the output on the GPU, or all on the
+/// CPU (with the reason, when a GPU was asked for).
+pub enum Placement {
+    Cpu(Option<String>),
+    Gpu,
+}
+
+/// llama.cpp's reading of `--n-gpu-layers N` for a model of `n_layer` layers: N > n_layer
+/// (or -1, "all", "auto") offloads everything. Partial offload is not implemented yet: the
+/// model then runs on the CPU, with a note saying so.
+pub fn placement(ngl: Option<&str>, n_layer: usize) -> Placement {
+    let Some(flag) = ngl else {
+        return Placement::Cpu(None);
+    };
+    let n = match flag.trim() {
+        "all" | "auto" | "-1" => usize::MAX,
+        t => match t.parse::<i64>() {
+            Ok(v) if v >= 0 => v as usize,
+            _ => {
+                return Placement::Cpu(Some(format!(
+                    "--n-gpu-layers {flag}: not a layer count; running on the CPU"
+                )))
+            }
+        },
+    };
+    if n == 0 {
+        Placement::Cpu(None)
+    } else if n > n_layer {
+        Placement::Gpu
+    } else {
+        Placement::Cpu(Some(format!(
+            "--n-gpu-layers {n}: offloading part of the model's {n_layer} layers is not implemented yet; every layer runs on the CPU (give {} or more to run it all on the GPU)",
+            n_layer + 1
+        )))
+    }
+}
+
+/// A model file opened and its expert plan made, before any weights are loaded.
+pub struct Opened {
+    pub path: String,
+    pub gguf: GgufModel,
+    pub tokenizer: Tokenizer,
+    store: Option<StreamingOptions>,
+}
+
+/// Opens `path` and plans how experts are reached (the first half of [`load_with`]).
+pub fn open(path: &str, no_mmap: bool, experts: &ExpertCacheArgs) -> Result<Opened> {
     let access = if no_mmap {
         LocalAccess::Read
     } else {
@@ -64,25 +114,44 @@ pub fn load_with(
             Some(options)
         }
     };
-    let streaming = store.is_some();
-    let spinner = crate::progress::spinner(&format!("loading {path}"));
-    let model = build_model(&gguf, threads, store).with_context(|| format!("loading {path}"))?;
-    spinner.finish_and_clear();
-    let cfg = &model.config;
-    eprintln!(
-        "sluice: {} ({}, {} layers, {} vocab) on {}",
-        cfg.name.as_deref().unwrap_or(path),
-        cfg.arch.gguf_name(),
-        cfg.n_layer,
-        model.n_vocab,
-        model.backend().describe()
-    );
-    Ok(Loaded {
+    Ok(Opened {
+        path: path.to_string(),
         gguf,
         tokenizer,
-        model,
-        streaming,
+        store,
     })
+}
+
+impl Opened {
+    /// Loads the weights on `backend` (the second half of [`load_with`]).
+    pub fn load<B: Backend + 'static>(self, backend: B) -> Result<Loaded<B>> {
+        let Opened {
+            path,
+            gguf,
+            tokenizer,
+            store,
+        } = self;
+        let streaming = store.is_some();
+        let spinner = crate::progress::spinner(&format!("loading {path}"));
+        let model =
+            build_model_on(&gguf, backend, store).with_context(|| format!("loading {path}"))?;
+        spinner.finish_and_clear();
+        let cfg = &model.config;
+        eprintln!(
+            "sluice: {} ({}, {} layers, {} vocab) on {}",
+            cfg.name.as_deref().unwrap_or(&path),
+            cfg.arch.gguf_name(),
+            cfg.n_layer,
+            model.n_vocab,
+            model.backend().describe()
+        );
+        Ok(Loaded {
+            gguf,
+            tokenizer,
+            model,
+            streaming,
+        })
+    }
 }
 
 /// How `gguf` (opened from `path`) is read.
@@ -103,14 +172,21 @@ pub fn build_model(
     threads: usize,
     streaming: Option<StreamingOptions>,
 ) -> sluice_core::Result<Model<CpuBackend>> {
-    let backend = CpuBackend::new(threads)?;
-    let expert_store = match streaming {
-        Some(options) => Some(
-            Box::new(StreamingExperts::<CpuBackend>::from_model(gguf, options)?)
-                as Box<dyn ExpertStore<CpuBackend>>,
-        ),
-        None => None,
-    };
+    build_model_on(gguf, CpuBackend::new(threads)?, streaming)
+}
+
+/// As [`build_model`], on any backend.
+pub fn build_model_on<B: Backend + 'static>(
+    gguf: &GgufModel,
+    backend: B,
+    streaming: Option<StreamingOptions>,
+) -> sluice_core::Result<Model<B>> {
+    let expert_store =
+        match streaming {
+            Some(options) => Some(Box::new(StreamingExperts::<B>::from_model(gguf, options)?)
+                as Box<dyn ExpertStore<B>>),
+            None => None,
+        };
     let opts = LoadOptions {
         expert_store,
         ..Default::default()
@@ -124,5 +200,30 @@ pub fn threads(flag: i64) -> usize {
         0
     } else {
         flag as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(flag: Option<&str>, n_layer: usize) -> bool {
+        matches!(placement(flag, n_layer), Placement::Gpu)
+    }
+
+    #[test]
+    fn n_gpu_layers_as_llama_cpp_reads_it() {
+        assert!(!gpu(None, 61));
+        assert!(!gpu(Some("0"), 61));
+        assert!(gpu(Some("99"), 61));
+        assert!(gpu(Some("62"), 61));
+        assert!(gpu(Some("all"), 61));
+        assert!(gpu(Some("-1"), 61));
+        // Partial offload runs on the CPU and says so.
+        match placement(Some("2"), 61) {
+            Placement::Cpu(Some(note)) => assert!(note.contains("62 or more"), "{note}"),
+            _ => panic!("-ngl 2 of 61 layers"),
+        }
+        assert!(matches!(placement(Some("x"), 61), Placement::Cpu(Some(_))));
     }
 }

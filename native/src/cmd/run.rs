@@ -6,6 +6,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use sluice_core::backend::Backend;
 use sluice_core::chat::ChatTemplate;
 use sluice_core::cpu::CpuBackend;
 use sluice_core::generate::{Generator, Stop};
@@ -197,11 +198,8 @@ impl RunArgs {
     }
 
     fn report_inactive_flags(&self) {
-        if let Some(n) = &self.n_gpu_layers {
-            note_unsupported(&format!("--n-gpu-layers {n}: this build has no GPU offload yet; every layer runs on the CPU"));
-        }
         if !self.override_tensor.is_empty() || self.cpu_moe || self.n_cpu_moe.is_some() {
-            note_unsupported("--override-tensor/--cpu-moe/--n-cpu-moe: everything already runs on the CPU in this build");
+            note_unsupported("--override-tensor/--cpu-moe/--n-cpu-moe: placing tensors by pattern is not implemented yet; these flags are ignored");
         }
         if let Some(p) = self.prio {
             if p != 0 {
@@ -218,21 +216,51 @@ pub fn run(args: RunArgs) -> Result<()> {
     let t_start = Instant::now();
     args.report_inactive_flags();
     let k_type = cache_type("--cache-type-k", &args.cache_type_k)?;
-    let mut v_type = match &args.cache_type_v {
+    let v_type = match &args.cache_type_v {
         Some(v) => cache_type("--cache-type-v", v)?,
         None => GgmlType::F16,
     };
+    let opened = crate::load::open(&args.model, args.no_mmap, &args.experts)?;
+    let n_layer = sluice_core::model::Config::from_metadata(opened.gguf.metadata())
+        .map(|c| c.n_layer)
+        .with_context(|| format!("--model {}", args.model))?;
+    let cpu = || -> Result<CpuBackend> { Ok(CpuBackend::new(crate::load::threads(args.threads))?) };
+    match crate::load::placement(args.n_gpu_layers.as_deref(), n_layer) {
+        crate::load::Placement::Cpu(note) => {
+            if let Some(n) = note {
+                note_unsupported(&n);
+            }
+            generate_with(&args, t_start, k_type, v_type, opened.load(cpu()?)?)
+        }
+        crate::load::Placement::Gpu => {
+            let opts = sluice_shaders::GpuOptions::default();
+            match sluice_core::source::block_on(sluice_shaders::WgpuBackend::new(opts)) {
+                Ok(gpu) => generate_with(&args, t_start, k_type, v_type, opened.load(gpu)?),
+                Err(e) => {
+                    note_unsupported(&format!(
+                        "--n-gpu-layers: no usable GPU ({e}); running on the CPU"
+                    ));
+                    generate_with(&args, t_start, k_type, v_type, opened.load(cpu()?)?)
+                }
+            }
+        }
+    }
+}
+
+/// Everything after loading: the session, then chat or one completion, then the timings.
+fn generate_with<B: Backend + 'static>(
+    args: &RunArgs,
+    t_start: Instant,
+    k_type: GgmlType,
+    mut v_type: GgmlType,
+    loaded: crate::load::Loaded<B>,
+) -> Result<()> {
     let crate::load::Loaded {
         gguf,
         tokenizer,
         model,
         streaming,
-    } = crate::load::load_with(
-        &args.model,
-        crate::load::threads(args.threads),
-        args.no_mmap,
-        &args.experts,
-    )?;
+    } = loaded;
     let cfg = &model.config;
     let mla = cfg.arch == Arch::DeepSeek2 && cfg.deepseek.as_ref().is_some_and(|d| d.mla);
     if mla && v_type != k_type {
@@ -289,7 +317,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             args.print_token_ids,
         )?;
     } else {
-        complete(&mut gen, &args)?;
+        complete(&mut gen, args)?;
     }
     eprint!(
         "\n{}",
@@ -302,7 +330,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 /// `-no-cnv`: echo the prompt, complete it once.
-fn complete(gen: &mut Generator<'_, '_, CpuBackend>, args: &RunArgs) -> Result<()> {
+fn complete<B: Backend + 'static>(gen: &mut Generator<'_, '_, B>, args: &RunArgs) -> Result<()> {
     use std::io::Write;
     let tokenizer = gen.tokenizer();
     let prompt = args.prompt_text()?.unwrap_or_default();
