@@ -181,7 +181,17 @@ impl Backend for WgpuBackend {
         if a.shader_f16 {
             extras.push("shader-f16");
         }
-        format!("{}: {} [{}]", a.backend, a.name, extras.join(", "))
+        // Browsers may hide the adapter's name; say what kind of device it is instead.
+        let name = if a.name.is_empty() {
+            format!("{} adapter", a.device_type.to_lowercase())
+        } else {
+            a.name.clone()
+        };
+        if extras.is_empty() {
+            format!("{}: {name}", a.backend)
+        } else {
+            format!("{}: {name} [{}]", a.backend, extras.join(", "))
+        }
     }
 
     fn load_weight(&self, w: WeightData) -> Result<GpuWeight> {

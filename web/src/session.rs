@@ -300,7 +300,11 @@ impl Session {
             Some(backend) => {
                 let describe = backend.describe();
                 let a = backend.adapter();
-                let adapter = format!("{} ({}, {})", a.name, a.backend, a.device_type);
+                let adapter = if a.name.is_empty() {
+                    format!("{} ({} device)", a.backend, a.device_type.to_lowercase())
+                } else {
+                    format!("{} ({}, {})", a.name, a.backend, a.device_type)
+                };
                 let (engine, total) =
                     load_engine(&url, gguf, backend, &settings, stream, &mut expert_stats).await?;
                 (AnyEngine::Gpu(engine), total, "webgpu", adapter, describe)
