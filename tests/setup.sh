@@ -4,7 +4,8 @@
 # ${SLUICE_REF_DIR:-$HOME/.cache/sluice-ref}. Nothing here builds llama.cpp: the committed
 # goldens were made with it, and only its sources (tokenizer suites, gguf-py) are needed.
 #
-#   apt: Mesa's software Vulkan (lavapipe) for the GPU tests, Chromium for the browser tests
+#   apt: Mesa's software Vulkan (lavapipe) for the GPU tests, Chromium and Node.js for the
+#        browser tests
 #   rustup: the wasm32 target (core and the web crate are built for the browser)
 #   the pinned llama.cpp sources (tests/reference/llama-cpp.sh --src)
 #   the real DeepSeek-V3 tokenizer vocabulary (tests/gen/deepseek_vocab.sh)
@@ -17,6 +18,7 @@ need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -e /usr/share/vulkan/icd.d/lvp_icd.aarch64.json ] || need_apt+=(mesa-vulkan-drivers libvulkan1)
 command -v chromium >/dev/null || need_apt+=(chromium chromium-driver)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
