@@ -12,9 +12,9 @@
 #
 # Environment: THREADS (2), PP (512), TG (128), ROUNDS (5, or the second argument),
 # LLAMA_ARGS (extra llama-bench flags; default none: llama.cpp's defaults, weight repacking on),
-# BYTES_PER_TOKEN (weights read per decoded token; default: the file size),
+# BYTES_PER_TOKEN (weights read per decoded token; default: from `sluice info --json`),
 # READ_BW (bytes/s of memory read bandwidth measured with the same thread count; when unset,
-# measured here with a large memcpy-free sum, see `bandwidth` below).
+# measured here: THREADS threads each summing a 512 MiB array, best of 5).
 # Needs the llama.cpp tools from tests/reference/llama-cpp.sh --bin.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,15 +51,23 @@ rounds = int(rounds)
 def series(tool, test):
     return [json.load(open(f"{work}/{tool}-{test}-{r}.json"))[0]["avg_ts"] for r in range(1, rounds + 1)]
 def bandwidth(n_threads):
-    # Read bandwidth with numpy summing a 1 GiB array (threads: numpy sums on one core, so
-    # this is the single-stream figure; pass READ_BW for a multi-threaded measurement).
+    """Read bandwidth with n_threads threads each summing its own 512 MiB array (numpy's
+    reductions release the GIL)."""
+    import threading
     import numpy as np
-    a = np.ones(1 << 27, dtype=np.float64)
-    a.sum()
-    t = time.perf_counter(); n = 5
-    for _ in range(n):
+    arrays = [np.ones(1 << 26, dtype=np.float64) for _ in range(n_threads)]
+    for a in arrays:
         a.sum()
-    return n * a.nbytes / (time.perf_counter() - t)
+    best = 0.0
+    for _ in range(5):
+        threads = [threading.Thread(target=a.sum) for a in arrays]
+        t = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        best = max(best, sum(a.nbytes for a in arrays) / (time.perf_counter() - t))
+    return best
 print(f"model {os.path.basename(model)}, {threads} threads, {rounds} alternating rounds\n")
 print("| test | llama.cpp t/s (median) | sluice t/s (median) | sluice / llama.cpp |")
 print("|---|---|---|---|")
@@ -68,7 +76,24 @@ for test, label in (("pp", f"pp{pp}"), ("tg", f"tg{tg}")):
     l, s = statistics.median(series("llama", test)), statistics.median(series("sluice", test))
     medians[test] = (l, s)
     print(f"| {label} | {l:.2f} | {s:.2f} | {s / l:.3f} |")
-bytes_per_token = float(bpt) if bpt else os.path.getsize(model)
+def weight_bytes_per_token():
+    """Bytes of weights one decoded token reads: every tensor except the token embedding
+    (one row is read), and of the routed experts only the share used (expert_used_count /
+    expert_count), from `sluice info --json`."""
+    import subprocess
+    info = json.loads(subprocess.run(["target/release/sluice", "info", "--json", model],
+                                     capture_output=True, check=True).stdout)
+    meta = {m["key"]: m["value"] for m in info["metadata"]}
+    arch = meta.get("general.architecture", "")
+    used, total = meta.get(f"{arch}.expert_used_count"), meta.get(f"{arch}.expert_count")
+    share = used / total if used and total else 1.0
+    n = 0.0
+    for t in info["tensors"]:
+        if t["name"] == "token_embd.weight":
+            continue
+        n += t["bytes"] * (share if "_exps." in t["name"] else 1.0)
+    return n
+bytes_per_token = float(bpt) if bpt else weight_bytes_per_token()
 read_bw = float(bw) if bw else bandwidth(int(threads))
 l, s = medians["tg"]
 print(f"\ndecode bandwidth use: {bytes_per_token / 1e9:.3f} GB per token, read bandwidth {read_bw / 1e9:.1f} GB/s: "

@@ -22,9 +22,14 @@
 # OUT_DIR (default ${SLUICE_REF_DIR:-$HOME/.cache/sluice-ref}/bench-expert-cache).
 #
 # Environment: BUDGETS (5%,10%,25%,50%,100%), TOKENS (decode tokens, 32), PROMPT_TOKENS (16),
-# THREADS (2), SLACK (bytes of headroom per group, 384M), LIMIT (group limit for step 4,
-# default half the model), CGROUP_BUDGET (sluice's --expert-cache in step 4, default LIMIT
-# minus dense weights minus SLACK), ROUNDS (3), STEPS (which steps to run, "1 2 3 4").
+# THREADS (2), SLACK (bytes of headroom per group, 1G: besides the budget a streaming run holds
+# the layer's experts in use, up to two layers of prefetched experts and the I/O threads' read
+# buffers — about 0.7 GB over dense + budget on the V3 slice at 5 %), LIMIT (group limit for
+# step 4, default half the model), CGROUP_BUDGET (sluice's --expert-cache in step 4, default
+# LIMIT minus dense weights minus SLACK; give it when that is too small), ROUNDS (3),
+# STEPS (which steps to run, "1 2 3 4"), LLAMA_ARGS (extra llama-completion flags in step 4,
+# default --no-repack: with repacking, llama.cpp copies repackable weights into anonymous
+# memory, which a memory limit below the model's size cannot hold; it is OOM-killed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -35,9 +40,10 @@ BUDGETS=${BUDGETS:-5%,10%,25%,50%,100%}
 TOKENS=${TOKENS:-32}
 PROMPT_TOKENS=${PROMPT_TOKENS:-16}
 THREADS=${THREADS:-2}
-SLACK=${SLACK:-$((384 << 20))}
+SLACK=${SLACK:-$((1024 << 20))}
 ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-1 2 3 4}
+LLAMA_ARGS=${LLAMA_ARGS:---no-repack}
 TEXT=$REPO/tests/fixtures/text/river-notes.txt
 CG=/sys/fs/cgroup/memory/sluice-expert-bench
 mkdir -p "$OUT"
@@ -152,6 +158,10 @@ for step in $STEPS; do
     4)
         LIMIT=${LIMIT:-$((MODEL_BYTES / 2))}
         CGROUP_BUDGET=${CGROUP_BUDGET:-$((LIMIT - DENSE_BYTES - SLACK))}
+        if [ "$CGROUP_BUDGET" -le 0 ]; then
+            echo "step 4: LIMIT $LIMIT leaves no expert cache after dense weights ($DENSE_BYTES) and SLACK ($SLACK); set CGROUP_BUDGET or LIMIT" >&2
+            exit 2
+        fi
         LLAMA_BIN=$(tests/reference/llama-cpp.sh --bin)
         PROMPT="The river was low that autumn, and the boats"
         log "step 4: llama.cpp vs sluice in one memory group of $LIMIT bytes (sluice --expert-cache $CGROUP_BUDGET)"
@@ -163,7 +173,7 @@ for step in $STEPS; do
         for r in $(seq 1 "$ROUNDS"); do
             drop_cached $(parts)
             in_group "$LIMIT" "$LLAMA_BIN/llama-completion" -m "$MODEL" -p "$PROMPT" -n "$TOKENS" \
-                -no-cnv --temp 0 -t "$THREADS" -c 256 --no-display-prompt </dev/null \
+                -no-cnv --temp 0 -t "$THREADS" -c 256 --no-display-prompt $LLAMA_ARGS </dev/null \
                 >"$OUT/llama-$r.log" 2>&1
             drop_cached $(parts)
             in_group "$LIMIT" "$SLUICE" run -m "$MODEL" -p "$PROMPT" -n "$TOKENS" \

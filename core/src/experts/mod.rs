@@ -65,6 +65,14 @@ pub trait ExpertStore<B: Backend> {
     fn stats(&self) -> StoreStats {
         StoreStats::default()
     }
+
+    /// The most experts of `layer` one [`ExpertStore::experts`] call should ask for, so that
+    /// what a layer holds at once stays near the store's budget: a prompt batch can route
+    /// its tokens to most of a layer's experts, and the model then runs them in groups of
+    /// this size, releasing each group before fetching the next.
+    fn experts_per_call(&self, _layer: usize) -> usize {
+        usize::MAX
+    }
 }
 
 /// Every expert of every layer held by the backend (memory-mapped on the CPU).

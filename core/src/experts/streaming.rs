@@ -436,6 +436,14 @@ impl<B: Backend + 'static> ExpertStore<B> for StreamingExperts<B> {
         self.prefetch
     }
 
+    /// As many experts as the backend tier's budget holds, but never fewer than a token
+    /// routes to (a decode step needs its `k` experts together).
+    fn experts_per_call(&self, layer: usize) -> usize {
+        let size = self.layout.expert_bytes(layer).max(1);
+        let budget = self.state.borrow().backend.budget();
+        ((budget / size).min(usize::MAX as u64) as usize).max(self.layout.k_used.max(1))
+    }
+
     fn prefetch(&self, _backend: &B, layer: usize, ids: &[u32]) {
         if !self.prefetch {
             return;

@@ -530,7 +530,6 @@ impl<B: Backend + 'static> DeepSeek2<B> {
         let mut ids: Vec<u32> = r.experts.clone();
         ids.sort_unstable();
         ids.dedup();
-        let experts = self.experts.experts(be, l, &ids).await?;
         let mut x_rows: Vec<Vec<u32>> = vec![Vec::new(); ids.len()];
         let mut out_rows: Vec<Vec<u32>> = vec![Vec::new(); ids.len()];
         for (slot, &e) in r.experts.iter().enumerate() {
@@ -538,19 +537,26 @@ impl<B: Backend + 'static> DeepSeek2<B> {
             x_rows[j].push((slot / k) as u32);
             out_rows[j].push(slot as u32);
         }
-        let jobs: Vec<ExpertJob<'_, B::Weight>> = experts
-            .iter()
-            .enumerate()
-            .map(|(j, ex)| ExpertJob {
-                gate: &ex.gate,
-                up: &ex.up,
-                down: &ex.down,
-                x_rows: &x_rows[j],
-                out_rows: &out_rows[j],
-            })
-            .collect();
         let mut slots = s.take_new(be, "slots", t * k, self.cfg.n_embd);
-        be.moe_experts(&jobs, h, &mut slots)?;
+        // In groups the expert store can hold at once (all of them when resident); each
+        // group's handles are released before the next group is fetched.
+        let per_call = self.experts.experts_per_call(l).max(1);
+        for (g, group) in ids.chunks(per_call).enumerate() {
+            let first = g * per_call;
+            let experts = self.experts.experts(be, l, group).await?;
+            let jobs: Vec<ExpertJob<'_, B::Weight>> = experts
+                .iter()
+                .enumerate()
+                .map(|(j, ex)| ExpertJob {
+                    gate: &ex.gate,
+                    up: &ex.up,
+                    down: &ex.down,
+                    x_rows: &x_rows[first + j],
+                    out_rows: &out_rows[first + j],
+                })
+                .collect();
+            be.moe_experts(&jobs, h, &mut slots)?;
+        }
         be.moe_combine(&slots, &r.weights, k, out)?;
         s.put("slots", slots);
         if let Some(shared) = &moe.shared {
