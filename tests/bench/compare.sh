@@ -78,7 +78,7 @@ for test, label in (("pp", f"pp{pp}"), ("tg", f"tg{tg}")):
     print(f"| {label} | {l:.2f} | {s:.2f} | {s / l:.3f} |")
 def weight_bytes_per_token():
     """Bytes of weights one decoded token reads: every tensor except the token embedding
-    (one row is read), and of the routed experts only the share used (expert_used_count /
+    (one row is read; unless it doubles as the output matrix), and of the routed experts only the share used (expert_used_count /
     expert_count), from `sluice info --json`."""
     import subprocess
     info = json.loads(subprocess.run(["target/release/sluice", "info", "--json", model],
@@ -88,8 +88,9 @@ def weight_bytes_per_token():
     used, total = meta.get(f"{arch}.expert_used_count"), meta.get(f"{arch}.expert_count")
     share = used / total if used and total else 1.0
     n = 0.0
+    tied = not any(t["name"] == "output.weight" for t in info["tensors"])
     for t in info["tensors"]:
-        if t["name"] == "token_embd.weight":
+        if t["name"] == "token_embd.weight" and not tied:
             continue
         n += t["bytes"] * (share if "_exps." in t["name"] else 1.0)
     return n
