@@ -169,6 +169,8 @@ pub struct BudgetedExperts<B: Backend> {
     layout: ExpertLayout,
     sources: Vec<Arc<dyn ByteSource>>,
     budget: u64,
+    /// Experts one token routes to (a layer never runs with fewer at once).
+    k_used: usize,
     clock: fn() -> f64,
     state: RefCell<CacheState<B::Weight>>,
     stats: SharedStats,
@@ -182,6 +184,7 @@ impl<B: Backend> BudgetedExperts<B> {
             layout: ExpertLayout::of(gguf, cfg)?,
             sources: gguf.parts.iter().map(|p| p.source.clone()).collect(),
             budget,
+            k_used: cfg.deepseek.as_ref().map_or(1, |d| d.n_expert_used.max(1)),
             clock,
             state: RefCell::new(CacheState {
                 entries: HashMap::new(),
@@ -291,6 +294,12 @@ impl<B: Backend> BudgetedExperts<B> {
 }
 
 impl<B: Backend> ExpertStore<B> for BudgetedExperts<B> {
+    /// As many experts as the budget holds, never fewer than one token's.
+    fn experts_per_call(&self, layer: usize) -> usize {
+        let size = self.layout.expert_bytes(layer).max(1);
+        ((self.budget / size).min(usize::MAX as u64) as usize).max(self.k_used)
+    }
+
     fn experts<'a>(
         &'a self,
         backend: &'a B,
