@@ -41,10 +41,16 @@ impl Screen {
     }
 }
 
-#[test]
-fn two_turns_then_exit() {
-    let pty = native_pty_system();
-    let pair = pty
+/// `sluice run -m <bundled model> ARGS` on a new pseudo-terminal: the child, what it prints
+/// (read on a thread), and its keyboard.
+fn spawn_chat(
+    args: &[&str],
+) -> (
+    Box<dyn portable_pty::Child + Send + Sync>,
+    Screen,
+    Box<dyn Write + Send>,
+) {
+    let pair = native_pty_system()
         .openpty(PtySize {
             rows: 40,
             cols: 200,
@@ -53,21 +59,12 @@ fn two_turns_then_exit() {
         })
         .expect("openpty");
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_sluice"));
-    cmd.args([
-        "run",
-        "-m",
-        model().to_str().unwrap(),
-        "--temp",
-        "0",
-        "-n",
-        "6",
-        "-t",
-        "2",
-    ]);
-    let mut child = pair.slave.spawn_command(cmd).expect("spawn sluice");
+    cmd.args(["run", "-m", model().to_str().unwrap()]);
+    cmd.args(args);
+    let child = pair.slave.spawn_command(cmd).expect("spawn sluice");
     drop(pair.slave);
     let mut reader = pair.master.try_clone_reader().expect("reader");
-    let mut writer = pair.master.take_writer().expect("writer");
+    let writer = pair.master.take_writer().expect("writer");
     let (tx, rx) = channel();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
@@ -77,10 +74,16 @@ fn two_turns_then_exit() {
             }
         }
     });
-    let mut screen = Screen {
+    let screen = Screen {
         rx,
         text: String::new(),
     };
+    (child, screen, writer)
+}
+
+#[test]
+fn two_turns_then_exit() {
+    let (mut child, mut screen, mut writer) = spawn_chat(&["--temp", "0", "-n", "6", "-t", "2"]);
     let t = Duration::from_secs(120);
     let mut at = screen.wait_for("chat mode", 0, t);
     at = screen.wait_for("> ", at, t);
@@ -118,46 +121,9 @@ fn two_turns_then_exit() {
 
 #[test]
 fn ctrl_c_stops_the_answer_not_the_program() {
-    let pty = native_pty_system();
-    let pair = pty
-        .openpty(PtySize {
-            rows: 40,
-            cols: 200,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .expect("openpty");
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_sluice"));
     // No token limit and no end-of-text: the answer runs until Ctrl-C (or the context fills).
-    cmd.args([
-        "run",
-        "-m",
-        model().to_str().unwrap(),
-        "--temp",
-        "0",
-        "--ignore-eos",
-        "-c",
-        "16384",
-        "-t",
-        "2",
-    ]);
-    let mut child = pair.slave.spawn_command(cmd).expect("spawn sluice");
-    drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().expect("reader");
-    let mut writer = pair.master.take_writer().expect("writer");
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut screen = Screen {
-        rx,
-        text: String::new(),
-    };
+    let (mut child, mut screen, mut writer) =
+        spawn_chat(&["--temp", "0", "--ignore-eos", "-c", "16384", "-t", "2"]);
     let t = Duration::from_secs(120);
     let mut at = screen.wait_for("> ", 0, t);
     writer.write_all(b"Tell me a long story.\r").unwrap();
