@@ -3,6 +3,8 @@
 //! * parsing a file ggml or gguf-py wrote and writing it back reproduces it exactly;
 //! * `sluice gguf split` makes the same parts as `llama-gguf-split` (committed fixtures made by
 //!   `tests/gen/info_models.py`), and `sluice gguf merge` the same merged file;
+//! * with `--split-max-size`, the parts hash like llama-gguf-split's (golden
+//!   `split-max-size.json` from `tests/gen/split_size_golden.py`);
 //! * merge(split(x)) == x, and outputs are never overwritten.
 
 use sluice_core::gguf::{read_header, GgufWriter, TensorInfo};
@@ -114,6 +116,67 @@ fn split_and_merge_match_llama_gguf_split() {
                 == read(&fixture(&format!("tiny-Q4_K_M{name}")))
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn split_by_size_matches_llama_gguf_split() {
+    use sha2::{Digest, Sha256};
+    let golden: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("../golden/split-max-size.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(golden["split_max_size"], "1M");
+    let dir = scratch("split-size");
+    let model = sluice_tests::repo_root().join(golden["model"].as_str().unwrap());
+    run(Args {
+        op: Op::Split(SplitArgs {
+            input: s(&model),
+            output_prefix: s(&dir.join("ours")),
+            split_max_tensors: None,
+            split_max_size: Some(1_000_000),
+            no_tensor_first_split: false,
+            dry_run: false,
+        }),
+    })
+    .expect("split");
+    let parts = golden["parts"].as_array().unwrap();
+    assert!(parts.len() > 1, "the golden must be split");
+    for p in parts {
+        let suffix = p["suffix"].as_str().unwrap();
+        let ours = read(&dir.join(format!("ours{suffix}")));
+        assert_eq!(
+            ours.len() as u64,
+            p["bytes"].as_u64().unwrap(),
+            "{suffix}: size"
+        );
+        let hash: String = Sha256::digest(&ours)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hash,
+            p["sha256"].as_str().unwrap(),
+            "{suffix} differs from llama-gguf-split's"
+        );
+    }
+    assert!(!dir
+        .join(format!(
+            "ours-{:05}-of-{:05}.gguf",
+            parts.len() + 1,
+            parts.len()
+        ))
+        .exists());
+    merge(
+        &dir.join(format!("ours{}", parts[0]["suffix"].as_str().unwrap())),
+        &dir.join("merged.gguf"),
+        true,
+    )
+    .expect("merge");
+    assert!(
+        read(&dir.join("merged.gguf")) == read(&model),
+        "merge(split(x)) != x"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
