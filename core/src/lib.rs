@@ -17,6 +17,7 @@ pub mod model;
 pub mod perplexity;
 pub mod quant;
 pub mod sample;
+pub mod shapes;
 pub mod source;
 pub mod tokenizer;
 

@@ -31,6 +31,11 @@ impl GpuTensor {
         self.rows * self.cols
     }
 
+    /// (rows, columns), for the shared shape rules.
+    pub fn dims(&self) -> sluice_core::shapes::Dims {
+        (self.rows, self.cols)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

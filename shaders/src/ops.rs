@@ -10,14 +10,9 @@ use sluice_core::{Error, Result};
 
 const WG: u32 = 64;
 
-fn check_seg(op: &str, t: &GpuTensor, seg: Segments) -> Result<()> {
-    if seg.min_cols() > t.cols {
-        return Err(shape_err(
-            op,
-            format!("segments {seg:?} do not fit {} columns", t.cols),
-        ));
-    }
-    Ok(())
+/// A violated shape rule (sluice_core::shapes) as this backend's error for `op`.
+pub(crate) fn shapes(op: &'static str) -> impl FnOnce(String) -> Error {
+    move |msg| shape_err(op, msg)
 }
 
 /// Grid for one invocation per element of `n`.
@@ -39,13 +34,8 @@ impl WgpuBackend {
         eps: f32,
         out: &mut GpuTensor,
     ) -> Result<()> {
-        check_seg("rms_norm", x, seg)?;
-        if w.len() != seg.len || out.rows != x.rows || out.cols != x.cols {
-            return Err(shape_err(
-                "rms_norm",
-                format!("weight of {} for segment {}", w.len(), seg.len),
-            ));
-        }
+        sluice_core::shapes::rms_norm(x.dims(), seg, w.len(), out.dims())
+            .map_err(shapes("rms_norm"))?;
         let covers = seg.offset == 0 && seg.stride == seg.len && seg.groups * seg.len == x.cols;
         if !covers {
             self.copy(&x.buf, 0, &out.buf, 0, x.len() as u64 * 4);
@@ -74,18 +64,7 @@ impl WgpuBackend {
         positions: &[u32],
         p: &RopeParams,
     ) -> Result<()> {
-        check_seg("rope", x, seg)?;
-        if positions.len() != x.rows || seg.len != p.n_rot || !p.n_rot.is_multiple_of(2) {
-            return Err(shape_err(
-                "rope",
-                format!(
-                    "{} positions for {} rows, segment {}",
-                    positions.len(),
-                    x.rows,
-                    seg.len
-                ),
-            ));
-        }
+        sluice_core::shapes::rope(x.dims(), seg, positions.len(), p).map_err(shapes("rope"))?;
         let half = p.n_rot / 2;
         let mut cs = vec![(0f32, 0f32); half];
         let mut table = Vec::with_capacity(2 * half * positions.len());
@@ -119,11 +98,8 @@ impl WgpuBackend {
         dst: &mut GpuTensor,
         ds: Segments,
     ) -> Result<()> {
-        check_seg("copy_segments", src, ss)?;
-        check_seg("copy_segments", dst, ds)?;
-        if src.rows != dst.rows || ss.groups != ds.groups || ss.len != ds.len {
-            return Err(shape_err("copy_segments", format!("{ss:?} → {ds:?}")));
-        }
+        sluice_core::shapes::copy_segments(src.dims(), ss, dst.dims(), ds)
+            .map_err(shapes("copy_segments"))?;
         self.rec().dispatch(
             &self.gpu,
             &self.key("copy_segments"),

@@ -242,22 +242,8 @@ impl WgpuBackend {
         out: &mut GpuTensor,
         os: Segments,
     ) -> Result<()> {
-        if xs.groups != w.mats
-            || os.groups != w.mats
-            || xs.len != w.cols
-            || os.len != w.rows
-            || xs.min_cols() > x.cols
-            || os.min_cols() > out.cols
-            || out.rows != x.rows
-        {
-            return Err(shape_err(
-                "matmul_groups",
-                format!(
-                    "{} [{}×{}×{}] with {xs:?} → {os:?}",
-                    w.name, w.mats, w.rows, w.cols
-                ),
-            ));
-        }
+        sluice_core::shapes::matmul_groups(w.shape(), x.dims(), xs, out.dims(), os)
+            .map_err(crate::ops::shapes("matmul_groups"))?;
         let window = w.rows_window(0, w.total_rows(), self.chunk_shift);
         if window.parts > self.max_parts {
             return Err(Error::Unsupported(format!(

@@ -39,6 +39,16 @@ pub struct Window {
 }
 
 impl GpuWeight {
+    /// Name and shape, for the shared shape rules.
+    pub fn shape(&self) -> sluice_core::shapes::WeightShape<'_> {
+        sluice_core::shapes::WeightShape {
+            name: &self.name,
+            mats: self.mats,
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+
     /// Total rows across matrices.
     pub fn total_rows(&self) -> usize {
         self.rows * self.mats

@@ -187,22 +187,8 @@ pub fn matmul_groups(
     out: &mut CpuTensor,
     os: Segments,
 ) -> Result<()> {
-    if xs.groups != w.mats
-        || os.groups != w.mats
-        || xs.len != w.cols
-        || os.len != w.rows
-        || xs.min_cols() > x.cols
-        || os.min_cols() > out.cols
-        || out.rows != x.rows
-    {
-        return Err(shape_err(
-            "matmul_groups",
-            format!(
-                "{} [{}×{}×{}] with {xs:?} → {os:?}",
-                w.name, w.mats, w.rows, w.cols
-            ),
-        ));
-    }
+    crate::shapes::matmul_groups(w.shape(), x.dims(), xs, out.dims(), os)
+        .map_err(|m| shape_err("matmul_groups", m))?;
     let k = kernel(w)?;
     let (n, groups) = (x.rows, w.mats);
     // Activation row (g, t) = x[t, segment g], stored group-major.

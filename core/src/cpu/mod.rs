@@ -31,6 +31,11 @@ impl CpuTensor {
     pub fn row(&self, r: usize) -> &[f32] {
         &self.data[r * self.cols..(r + 1) * self.cols]
     }
+
+    /// (rows, columns), for the shared shape rules.
+    pub fn dims(&self) -> crate::shapes::Dims {
+        (self.rows, self.cols)
+    }
 }
 
 /// A weight: `mats` matrices of `rows × cols` elements of `ty`, in place or owned.
@@ -49,6 +54,16 @@ impl CpuWeight {
     /// Bytes of row `r` (counted across matrices).
     pub fn row(&self, r: usize) -> &[u8] {
         &self.bytes.bytes()[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+
+    /// Name and shape, for the shared shape rules.
+    pub fn shape(&self) -> crate::shapes::WeightShape<'_> {
+        crate::shapes::WeightShape {
+            name: &self.name,
+            mats: self.mats,
+            rows: self.rows,
+            cols: self.cols,
+        }
     }
 }
 

@@ -5,14 +5,9 @@ use super::{shape_err, CpuTensor, CpuWeight};
 use crate::backend::{RopeMode, RopeParams, Segments};
 use crate::Result;
 
-fn check_seg(op: &str, t: &CpuTensor, seg: Segments) -> Result<()> {
-    if seg.min_cols() > t.cols {
-        return Err(shape_err(
-            op,
-            format!("segments {seg:?} do not fit {} columns", t.cols),
-        ));
-    }
-    Ok(())
+/// A violated shape rule (crate::shapes) as this backend's error for `op`.
+fn shapes(op: &'static str) -> impl FnOnce(String) -> crate::Error {
+    move |msg| shape_err(op, msg)
 }
 
 /// Row gather with dequantization.
@@ -48,13 +43,7 @@ pub fn rms_norm(
     eps: f32,
     out: &mut CpuTensor,
 ) -> Result<()> {
-    check_seg("rms_norm", x, seg)?;
-    if w.data.len() != seg.len || out.rows != x.rows || out.cols != x.cols {
-        return Err(shape_err(
-            "rms_norm",
-            format!("weight of {} for segment {}", w.data.len(), seg.len),
-        ));
-    }
+    crate::shapes::rms_norm(x.dims(), seg, w.data.len(), out.dims()).map_err(shapes("rms_norm"))?;
     out.data.copy_from_slice(&x.data);
     for r in 0..x.rows {
         let row = &mut out.data[r * x.cols..(r + 1) * x.cols];
@@ -74,18 +63,7 @@ pub fn rms_norm(
 
 /// Rotary embedding in place on each segment (`seg.len == n_rot`).
 pub fn rope(x: &mut CpuTensor, seg: Segments, positions: &[u32], p: &RopeParams) -> Result<()> {
-    check_seg("rope", x, seg)?;
-    if positions.len() != x.rows || seg.len != p.n_rot || !p.n_rot.is_multiple_of(2) {
-        return Err(shape_err(
-            "rope",
-            format!(
-                "{} positions for {} rows, segment {}",
-                positions.len(),
-                x.rows,
-                seg.len
-            ),
-        ));
-    }
+    crate::shapes::rope(x.dims(), seg, positions.len(), p).map_err(shapes("rope"))?;
     let half = p.n_rot / 2;
     let mut cs = vec![(0f32, 0f32); half];
     for (r, &pos) in positions.iter().enumerate() {
@@ -116,11 +94,8 @@ pub fn copy_segments(
     dst: &mut CpuTensor,
     ds: Segments,
 ) -> Result<()> {
-    check_seg("copy_segments", src, ss)?;
-    check_seg("copy_segments", dst, ds)?;
-    if src.rows != dst.rows || ss.groups != ds.groups || ss.len != ds.len {
-        return Err(shape_err("copy_segments", format!("{ss:?} → {ds:?}")));
-    }
+    crate::shapes::copy_segments(src.dims(), ss, dst.dims(), ds)
+        .map_err(shapes("copy_segments"))?;
     for r in 0..src.rows {
         let s_row = &src.data[r * src.cols..(r + 1) * src.cols];
         let d_row = &mut dst.data[r * dst.cols..(r + 1) * dst.cols];
