@@ -218,6 +218,11 @@ pub trait Backend {
     /// Short description for logs and `--help` (`cpu (2 threads)`, `vulkan: NVIDIA …`).
     fn describe(&self) -> String;
 
+    /// Announces the layer the next ops belong to (`None`: the work before the first layer
+    /// or after the last). A backend that spans devices places weightless ops by it; one
+    /// device ignores it.
+    fn enter_layer(&self, _layer: Option<usize>) {}
+
     // ---- memory -------------------------------------------------------------------------
 
     /// Makes a weight usable by this backend (zero-copy on the CPU when mapped).

@@ -10,6 +10,7 @@ pub mod llama_args;
 pub mod load;
 pub mod manifest;
 pub mod open;
+pub mod placement;
 pub mod progress;
 
 /// Milliseconds since the first call (the generation loop's clock).

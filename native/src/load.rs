@@ -2,13 +2,17 @@
 
 use crate::expert_cache::{self, Access, ExpertCacheArgs, ExpertPlan};
 use crate::open::LocalAccess;
+use crate::placement::Plan;
 use anyhow::{Context, Result};
 use sluice_core::backend::Backend;
 use sluice_core::cpu::CpuBackend;
 use sluice_core::experts::{ExpertStore, StreamingExperts, StreamingOptions};
 use sluice_core::gguf::GgufModel;
 use sluice_core::model::{LoadOptions, Model};
+use sluice_core::source::block_on;
 use sluice_core::tokenizer::Tokenizer;
+use sluice_shaders::hybrid::HybridBackend;
+use sluice_shaders::{GpuOptions, WgpuBackend};
 
 /// A model ready to run, with what was read to get there.
 pub struct Loaded<B: Backend = CpuBackend> {
@@ -37,40 +41,33 @@ pub fn load_with(
     open(path, no_mmap, experts)?.load(CpuBackend::new(threads)?)
 }
 
-/// Where `--n-gpu-layers` puts a model: every layer and the output on the GPU, or all on the
-/// CPU (with the reason, when a GPU was asked for).
-pub enum Placement {
-    Cpu(Option<String>),
-    Gpu,
+/// Something to do with a model's backend, whatever its type (see [`on_backend`]).
+pub trait WithBackend {
+    type Output;
+    fn run<B: Backend + 'static>(self, backend: B) -> Result<Self::Output>;
 }
 
-/// llama.cpp's reading of `--n-gpu-layers N` for a model of `n_layer` layers: N > n_layer
-/// (or -1, "all", "auto") offloads everything. Partial offload is not implemented yet: the
-/// model then runs on the CPU, with a note saying so.
-pub fn placement(ngl: Option<&str>, n_layer: usize) -> Placement {
-    let Some(flag) = ngl else {
-        return Placement::Cpu(None);
+/// Makes the backend `plan` asks for (CPU with `threads` threads, the GPU, or both) and hands it
+/// to `job`. Without a usable GPU adapter the job runs on the CPU, with a note saying why.
+pub fn on_backend<J: WithBackend>(plan: Plan, threads: usize, job: J) -> Result<J::Output> {
+    let cpu = || -> Result<CpuBackend> { Ok(CpuBackend::new(threads)?) };
+    if matches!(plan, Plan::Cpu) {
+        return job.run(cpu()?);
+    }
+    let gpu = match block_on(WgpuBackend::new(GpuOptions::default())) {
+        Ok(gpu) => gpu,
+        Err(e) => {
+            eprintln!("note: --n-gpu-layers: no usable GPU ({e}); running on the CPU");
+            return job.run(cpu()?);
+        }
     };
-    let n = match flag.trim() {
-        "all" | "auto" | "-1" => usize::MAX,
-        t => match t.parse::<i64>() {
-            Ok(v) if v >= 0 => v as usize,
-            _ => {
-                return Placement::Cpu(Some(format!(
-                    "--n-gpu-layers {flag}: not a layer count; running on the CPU"
-                )))
-            }
-        },
-    };
-    if n == 0 {
-        Placement::Cpu(None)
-    } else if n > n_layer {
-        Placement::Gpu
-    } else {
-        Placement::Cpu(Some(format!(
-            "--n-gpu-layers {n}: offloading part of the model's {n_layer} layers is not implemented yet; every layer runs on the CPU (give {} or more to run it all on the GPU)",
-            n_layer + 1
-        )))
+    match plan {
+        Plan::Cpu => unreachable!("handled above"),
+        Plan::Gpu => job.run(gpu),
+        Plan::Mixed(mix) => {
+            eprintln!("sluice: placement: {}", mix.describe());
+            job.run(HybridBackend::new(cpu()?, gpu, mix.to_hybrid()?))
+        }
     }
 }
 
@@ -200,30 +197,5 @@ pub fn threads(flag: i64) -> usize {
         0
     } else {
         flag as usize
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn gpu(flag: Option<&str>, n_layer: usize) -> bool {
-        matches!(placement(flag, n_layer), Placement::Gpu)
-    }
-
-    #[test]
-    fn n_gpu_layers_as_llama_cpp_reads_it() {
-        assert!(!gpu(None, 61));
-        assert!(!gpu(Some("0"), 61));
-        assert!(gpu(Some("99"), 61));
-        assert!(gpu(Some("62"), 61));
-        assert!(gpu(Some("all"), 61));
-        assert!(gpu(Some("-1"), 61));
-        // Partial offload runs on the CPU and says so.
-        match placement(Some("2"), 61) {
-            Placement::Cpu(Some(note)) => assert!(note.contains("62 or more"), "{note}"),
-            _ => panic!("-ngl 2 of 61 layers"),
-        }
-        assert!(matches!(placement(Some("x"), 61), Placement::Cpu(Some(_))));
     }
 }

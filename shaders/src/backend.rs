@@ -114,6 +114,22 @@ impl WgpuBackend {
         ShaderKey::plain(kernel, self.gpu.subgroups && reduces)
     }
 
+    /// Overwrites a tensor with host values, after the work recorded so far (which may still
+    /// read the old values) has been submitted.
+    pub fn write_tensor(&self, t: &GpuTensor, data: &[f32]) -> Result<()> {
+        if data.len() != t.len() {
+            return Err(shape_err(
+                "write_tensor",
+                format!("{} values for {}×{}", data.len(), t.rows, t.cols),
+            ));
+        }
+        self.flush()?;
+        self.gpu
+            .queue
+            .write_buffer(&t.buf, 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
     /// Submits all recorded work.
     pub fn flush(&self) -> Result<()> {
         self.rec().flush(&self.gpu)

@@ -8,12 +8,15 @@
 //! - [`gpu`]: the device and every version-sensitive wgpu call;
 //! - `recorder`: the pipeline cache, the parameter arena and command recording;
 //! - `weights`: repacking and splitting weights across buffers;
-//! - [`WgpuBackend`] (`backend`, `products`, `ops`): the ops.
+//! - [`WgpuBackend`] (`backend`, `products`, `ops`): the ops;
+//! - [`hybrid`]: the CPU and wgpu backends as one, for partial offload (native only).
 
 mod backend;
 pub mod compose;
 pub mod formats;
 pub mod gpu;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod hybrid;
 mod ops;
 mod products;
 mod recorder;

@@ -199,6 +199,57 @@ def routing_stats(route: dict[str, np.ndarray], bias: dict[int, np.ndarray], n_g
     return {"k": k, "n_group": n_group, "n_group_used": n_group_used, "layers": out_layers}
 
 
+def condition_sequence(driver: Driver, models: list[tuple[Path, dict | None]],
+                       preferred: list[int], candidates: list[int], min_gap: float,
+                       min_margin: float, seed: int, work_dir: Path,
+                       max_tries: int = 200) -> tuple[list[int], list[int]]:
+    """The teacher-forced sequence: `preferred` (the chat prompt's tokens) with the tokens
+    replaced that leave llama.cpp close to a coin toss on some fixture.
+
+    Position p's next-token distribution depends on tokens 0..p only, so the sequence is built
+    left to right: position p keeps the preferred token when, on every model, llama.cpp's
+    top-1/top-2 logit gap there is at least `min_gap` and (MoE models, `routing` given) every
+    layer's expert-selection margin is at least `min_margin`; otherwise the first of
+    `candidates` (in a seeded random order) that passes takes its place. On such a sequence the
+    KL divergence measures how closely two engines compute the same distribution instead of
+    which side of a near-tie each one's rounding falls on (a near-tie turns the ~1-logit
+    difference between llama.cpp's own flash-attention paths into a KL of 0.1 at that one
+    position, and so into most of a 28-position mean). Returns the sequence and the positions
+    whose token was replaced.
+    """
+    order = [int(t) for t in np.random.default_rng(seed).permutation(candidates)]
+    sequence = [preferred[0]]
+    replaced: list[int] = []
+
+    def conditioned(prefix: list[int]) -> bool:
+        for model, routing in models:
+            gap = driver.greedy(model, prefix, 1)["gaps"][0]
+            if gap < min_gap:
+                return False
+            if routing is not None:
+                args = (routing["bias"], routing["n_group"], routing["n_group_used"], routing["k"])
+                route = driver.route(model, prefix, work_dir / "condition.bin")
+                if any(layer["selection_margins"][-1] < min_margin
+                       for layer in routing_stats(route, *args)["layers"]):
+                    return False
+        return True
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if not conditioned(sequence):
+        raise RuntimeError("the first token alone leaves a near-tie; change the models' init")
+    for p in range(1, len(preferred)):
+        tries = [preferred[p]] + [t for t in order if t != preferred[p]]
+        for token in tries[:max_tries]:
+            if conditioned(sequence + [token]):
+                break
+        else:
+            raise RuntimeError(f"no token of {max_tries} conditions position {p}")
+        if token != preferred[p]:
+            replaced.append(p)
+        sequence.append(token)
+    return sequence, replaced
+
+
 def make_golden(driver: Driver, model: Path, logits_path: Path, sequence: list[int],
                 prompt: list[int], n_predict: int, extra_caches: list[str],
                 routing: dict | None, work_dir: Path) -> dict:

@@ -113,6 +113,10 @@ pub struct Report {
     pub noise_floor: f64,
     pub top1_agree: f64,
     pub top1_positions: usize,
+    /// Median over positions of the largest |logit difference| to llama.cpp, and the same
+    /// between llama.cpp's own flash-attention paths.
+    pub logit_diff: f64,
+    pub floor_logit_diff: f64,
     /// Per cache type: (compared tokens, matching prefix length).
     pub greedy: Vec<(String, usize, usize)>,
 }
@@ -121,11 +125,13 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<28} KL {:.2e} (bound {:.1e}, noise floor {:.2e})  top-1 {:.1}% of {}  greedy",
+            "{:<28} KL {:.2e} (bound {:.1e}, noise floor {:.2e})  |Δlogit| {:.3} (floor {:.3})  top-1 {:.1}% of {}  greedy",
             self.name,
             self.kl_mean,
             self.kl_bound,
             self.noise_floor,
+            self.logit_diff,
+            self.floor_logit_diff,
             100.0 * self.top1_agree,
             self.top1_positions
         )?;
@@ -148,26 +154,19 @@ fn load(path: &Path) -> Model<CpuBackend> {
     .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Runs every parity check of one golden and panics with a clear message on failure.
+/// Runs every parity check of one golden on the CPU backend; panics with a clear message on
+/// failure.
 pub fn check(name: &str, kl_limit: f64) -> Report {
-    check_with(name, kl_limit, None)
-}
-
-/// Where sluice does not yet reach the bound on a fixture: the weaker bound that
-/// still holds, so a regression beyond it fails. Each use names the open work.
-#[derive(Clone, Copy, Debug)]
-pub struct KnownGap {
-    /// Mean KL allowed instead of the bound.
-    pub kl: f64,
-    /// Top-1 agreement (gap ≥ 0.1 positions) allowed instead of llama.cpp's own.
-    pub top1: f64,
-}
-
-/// [`check`] with an optional [`KnownGap`] replacing the teacher-forced bounds.
-pub fn check_with(name: &str, kl_limit: f64, gap: Option<KnownGap>) -> Report {
     let g = golden(name);
     let model = load(&g.model_path);
+    check_model(&g, &model, kl_limit)
+}
+
+/// [`check`] for a model already loaded on any backend (the GPU tests use the same goldens).
+pub fn check_model<B: Backend + 'static>(g: &Golden, model: &Model<B>, kl_limit: f64) -> Report {
+    let name = g.name.as_str();
     let seq = ids(&g.json["sequence"]["tokens"]);
+    let prompt = ids(&g.json["greedy"]["prompt_tokens"]);
     let nv = g.n_vocab;
     assert_eq!(model.n_vocab, nv, "{name}: vocabulary size");
     let mut s = model
@@ -181,14 +180,23 @@ pub fn check_with(name: &str, kl_limit: f64, gap: Option<KnownGap>) -> Report {
         .map(|v| v.as_f64().unwrap_or(0.0))
         .collect();
     let mut kl_sum = 0.0;
+    let mut max_abs = Vec::with_capacity(seq.len());
     let (mut agree, mut counted) = (0usize, 0usize);
     for p in 0..seq.len() {
         let theirs = &g.logits[p * nv..(p + 1) * nv];
         let mine = &ours[p * nv..(p + 1) * nv];
         let k = kl(theirs, mine);
+        max_abs.push(
+            theirs
+                .iter()
+                .zip(mine)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max),
+        );
         if std::env::var_os("SLUICE_PARITY_DEBUG").is_some() {
             println!(
-                "  pos {p:2}: KL {k:.3e}  top1 {} / {}",
+                "  pos {p:2}: KL {k:.3e}  max |Δlogit| {:.3}  top1 {} / {}",
+                max_abs[p],
                 argmax(theirs),
                 argmax(mine)
             );
@@ -200,20 +208,16 @@ pub fn check_with(name: &str, kl_limit: f64, gap: Option<KnownGap>) -> Report {
         }
     }
     let kl_mean = kl_sum / seq.len() as f64;
+    max_abs.sort_by(f32::total_cmp);
+    let logit_diff = max_abs[max_abs.len() / 2] as f64;
+    let floor_logit_diff = g.json["noise_floor"]["median_over_positions_of_max_abs_logit_diff"]
+        .as_f64()
+        .unwrap_or(0.0);
     let floor = g.json["noise_floor"]["kl_mean"].as_f64().unwrap_or(0.0);
     let floor_top1 = g.json["noise_floor"]["top1_agreement"]
         .as_f64()
         .unwrap_or(1.0);
-    let mut kl_bound = kl_limit.max(1.5 * floor);
-    let mut floor_top1 = floor_top1;
-    if let Some(gap) = gap {
-        println!(
-            "{name}: known gap, checked against KL ≤ {:.1e} and top-1 ≥ {:.3} instead of {kl_bound:.1e} and {floor_top1:.3}",
-            gap.kl, gap.top1
-        );
-        kl_bound = gap.kl;
-        floor_top1 = gap.top1;
-    }
+    let kl_bound = kl_limit.max(1.5 * floor);
     let top1_agree = if counted == 0 {
         1.0
     } else {
@@ -226,6 +230,13 @@ pub fn check_with(name: &str, kl_limit: f64, gap: Option<KnownGap>) -> Report {
     assert!(
         top1_agree + 1e-9 >= floor_top1,
         "{name}: top-1 agreement {top1_agree:.3} at positions with gap ≥ 0.1 is below llama.cpp's own {floor_top1:.3}"
+    );
+    // KL hardly sees a confident position: the whole logit vector must stay as close to
+    // llama.cpp as llama.cpp's two attention paths are to each other (median position).
+    let logit_bound = 1.5 * floor_logit_diff + 5e-3;
+    assert!(
+        logit_diff <= logit_bound,
+        "{name}: median over positions of max |logit − llama.cpp's| is {logit_diff:.3}, above {logit_bound:.3} (1.5 × llama.cpp's flash-attention on/off difference)"
     );
     let mut greedy = Vec::new();
     let runs = g.json["greedy"]["runs"].as_object().expect("greedy.runs");
@@ -241,7 +252,7 @@ pub fn check_with(name: &str, kl_limit: f64, gap: Option<KnownGap>) -> Report {
             .unwrap_or(u64::MAX) as usize;
         let covered = near_tie.min(self_agreement);
         let ty = GgmlType::from_name(cache).expect("cache type");
-        let got = greedy_run(&model, &seq, want.len(), ty);
+        let got = greedy_run(model, &prompt, want.len(), ty);
         let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
         assert!(
             same >= covered,
@@ -256,6 +267,8 @@ pub fn check_with(name: &str, kl_limit: f64, gap: Option<KnownGap>) -> Report {
         noise_floor: floor,
         top1_agree,
         top1_positions: counted,
+        logit_diff,
+        floor_logit_diff,
         greedy,
     }
 }

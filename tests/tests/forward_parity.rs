@@ -5,7 +5,7 @@
 //! larger); top-1 agreement where llama.cpp's gap ≥ 0.1; greedy tokens identical up to the
 //! first near-tie, for each recorded KV-cache type. Each test prints its measurements.
 
-use sluice_tests::parity::{check, check_with, KnownGap};
+use sluice_tests::parity::check;
 
 const FLOAT: f64 = 1e-4;
 const QUANT: f64 = 2e-3;
@@ -22,34 +22,12 @@ macro_rules! parity {
     };
 }
 
-/// Open work on the forward-pass issue: on these fixtures sluice is outside the issue's bound.
-/// The fixtures' logits are large (top-1/top-2 gaps of 20–100), so a position with a small
-/// gap turns the last-bit differences between our kernels and llama.cpp's x86 ones (AVX2
-/// summation order, llamafile sgemm in prefill, repacked Q4_0) into most of the mean KL; the
-/// bounds below are what holds today, so any regression past them still fails.
-macro_rules! known_gap {
-    ($($test:ident => $name:literal, $bound:expr, kl $kl:expr, top1 $top1:expr;)*) => {
-        $(
-            #[test]
-            fn $test() {
-                let report = check_with($name, $bound, Some(KnownGap { kl: $kl, top1: $top1 }));
-                println!("{report}");
-            }
-        )*
-    };
-}
-
-known_gap! {
-    mla_q4_0 => "tiny-dsv3-mla-Q4_0", QUANT, kl 3.5e-3, top1 1.0;
-    mla_iq2_s => "tiny-dsv3-mla-IQ2_S", QUANT, kl 6e-3, top1 1.0;
-    mla_iq4_xs => "tiny-dsv3-mla-IQ4_XS", QUANT, kl 2e-3, top1 0.96;
-}
-
 parity! {
     mla_f32 => "tiny-dsv3-mla-F32", FLOAT;
     mla_f16 => "tiny-dsv3-mla-F16", FLOAT;
     mla_bf16 => "tiny-dsv3-mla-BF16", FLOAT;
     mla_q8_0 => "tiny-dsv3-mla-Q8_0", FLOAT;
+    mla_q4_0 => "tiny-dsv3-mla-Q4_0", QUANT;
     mla_q4_1 => "tiny-dsv3-mla-Q4_1", QUANT;
     mla_q5_0 => "tiny-dsv3-mla-Q5_0", QUANT;
     mla_q5_1 => "tiny-dsv3-mla-Q5_1", QUANT;
@@ -62,9 +40,11 @@ parity! {
     mla_iq1_m => "tiny-dsv3-mla-IQ1_M", QUANT;
     mla_iq2_xxs => "tiny-dsv3-mla-IQ2_XXS", QUANT;
     mla_iq2_xs => "tiny-dsv3-mla-IQ2_XS", QUANT;
+    mla_iq2_s => "tiny-dsv3-mla-IQ2_S", QUANT;
     mla_iq3_xxs => "tiny-dsv3-mla-IQ3_XXS", QUANT;
     mla_iq3_s => "tiny-dsv3-mla-IQ3_S", QUANT;
     mla_iq4_nl => "tiny-dsv3-mla-IQ4_NL", QUANT;
+    mla_iq4_xs => "tiny-dsv3-mla-IQ4_XS", QUANT;
     legacy_f32 => "tiny-dsv3-legacy-F32", FLOAT;
     legacy_q8_0 => "tiny-dsv3-legacy-Q8_0", FLOAT;
     legacy_q4_k => "tiny-dsv3-legacy-Q4_K", QUANT;

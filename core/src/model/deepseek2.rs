@@ -271,6 +271,7 @@ impl<B: Backend + 'static> DeepSeek2<B> {
             len: ds.kv_lora,
         };
         for (l, layer) in self.layers.iter().enumerate() {
+            be.enter_layer(Some(l));
             let mut h = s.take_new(be, "h", t, cfg.n_embd);
             be.rms_norm(
                 x,

@@ -103,6 +103,7 @@ impl<B: Backend> Llama<B> {
             scale: cfg.kq_scale,
         };
         for (l, layer) in self.layers.iter().enumerate() {
+            be.enter_layer(Some(l));
             let mut h = s.take_new(be, "h", t, cfg.n_embd);
             be.rms_norm(
                 x,

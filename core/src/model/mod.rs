@@ -353,6 +353,7 @@ impl<B: Backend + 'static> Session<'_, B> {
         let n_embd = m.config.n_embd;
         let s = &mut self.scratch;
         let mut x = s.take_new(be, "x", t, n_embd);
+        be.enter_layer(None);
         be.embed(&m.tok_embd, tokens, &mut x)?;
         let start = self.n_past;
         match &m.net {
@@ -363,6 +364,7 @@ impl<B: Backend + 'static> Session<'_, B> {
             Network::Llama(n) => n.layers(be, &mut self.cache, &mut x, start, self.rotation, s)?,
         }
         self.n_past += t;
+        be.enter_layer(None);
         let result = match rows {
             0 => Vec::new(),
             rows => {

@@ -8,7 +8,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use sluice_core::backend::Backend;
 use sluice_core::chat::ChatTemplate;
-use sluice_core::cpu::CpuBackend;
 use sluice_core::generate::{Generator, Stop};
 use sluice_core::model::Arch;
 use sluice_core::quant::GgmlType;
@@ -40,8 +39,9 @@ pub struct RunArgs {
     /// CPU threads (default: one per core).
     #[arg(short = 't', long, default_value_t = 0, allow_negative_numbers = true)]
     pub threads: i64,
-    /// Layers to place on the GPU.
-    #[arg(long = "n-gpu-layers", value_name = "N")]
+    /// Repeating layers on the GPU, counted from the last (llama.cpp's rule); more than the
+    /// model has (99, all) also puts the output there. Runs through wgpu: Vulkan, Metal, DX12.
+    #[arg(long = "n-gpu-layers", value_name = "N", allow_hyphen_values = true)]
     pub n_gpu_layers: Option<String>,
     /// KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1.
     #[arg(long = "cache-type-k", default_value = "f16", value_name = "TYPE")]
@@ -67,10 +67,11 @@ pub struct RunArgs {
     /// RNG seed (default: random).
     #[arg(short = 's', long, default_value_t = RANDOM_SEED)]
     pub seed: u32,
-    /// Tensor placement overrides, REGEX=CPU|GPU[,…].
-    #[arg(long = "override-tensor", value_name = "PATTERN=TYPE")]
+    /// Put weights whose name matches REGEX on DEVICE (CPU or GPU; Vulkan0, Metal, CUDA0 mean
+    /// the GPU), e.g. -ot exps=CPU; comma-separated or repeated, first match wins.
+    #[arg(long = "override-tensor", value_name = "REGEX=DEVICE")]
     pub override_tensor: Vec<String>,
-    /// Keep all MoE expert weights on the CPU.
+    /// Keep every routed expert's weights on the CPU (the rest as -ngl says).
     #[arg(long = "cpu-moe")]
     pub cpu_moe: bool,
     /// Keep the MoE expert weights of the first N layers on the CPU.
@@ -197,10 +198,17 @@ impl RunArgs {
         }))
     }
 
-    fn report_inactive_flags(&self) {
-        if !self.override_tensor.is_empty() || self.cpu_moe || self.n_cpu_moe.is_some() {
-            note_unsupported("--override-tensor/--cpu-moe/--n-cpu-moe: placing tensors by pattern is not implemented yet; these flags are ignored");
+    /// The placement flags (`-ngl`, `-ot`, `--cpu-moe`, `--n-cpu-moe`).
+    pub fn placement(&self) -> crate::placement::PlacementArgs {
+        crate::placement::PlacementArgs {
+            n_gpu_layers: self.n_gpu_layers.clone(),
+            override_tensor: self.override_tensor.clone(),
+            cpu_moe: self.cpu_moe,
+            n_cpu_moe: self.n_cpu_moe,
         }
+    }
+
+    fn report_inactive_flags(&self) {
         if let Some(p) = self.prio {
             if p != 0 {
                 note_unsupported(&format!(
@@ -224,27 +232,29 @@ pub fn run(args: RunArgs) -> Result<()> {
     let n_layer = sluice_core::model::Config::from_metadata(opened.gguf.metadata())
         .map(|c| c.n_layer)
         .with_context(|| format!("--model {}", args.model))?;
-    let cpu = || -> Result<CpuBackend> { Ok(CpuBackend::new(crate::load::threads(args.threads))?) };
-    match crate::load::placement(args.n_gpu_layers.as_deref(), n_layer) {
-        crate::load::Placement::Cpu(note) => {
-            if let Some(n) = note {
-                note_unsupported(&n);
-            }
-            generate_with(&args, t_start, k_type, v_type, opened.load(cpu()?)?)
-        }
-        crate::load::Placement::Gpu => {
-            let opts = sluice_shaders::GpuOptions::default();
-            match sluice_core::source::block_on(sluice_shaders::WgpuBackend::new(opts)) {
-                Ok(gpu) => generate_with(&args, t_start, k_type, v_type, opened.load(gpu)?),
-                Err(e) => {
-                    note_unsupported(&format!(
-                        "--n-gpu-layers: no usable GPU ({e}); running on the CPU"
-                    ));
-                    generate_with(&args, t_start, k_type, v_type, opened.load(cpu()?)?)
-                }
-            }
+    let plan = crate::placement::plan(&args.placement(), n_layer)?;
+    struct Generate<'a> {
+        args: &'a RunArgs,
+        t_start: Instant,
+        k_type: GgmlType,
+        v_type: GgmlType,
+        opened: crate::load::Opened,
+    }
+    impl crate::load::WithBackend for Generate<'_> {
+        type Output = ();
+        fn run<B: Backend + 'static>(self, backend: B) -> Result<()> {
+            let loaded = self.opened.load(backend)?;
+            generate_with(self.args, self.t_start, self.k_type, self.v_type, loaded)
         }
     }
+    let job = Generate {
+        args: &args,
+        t_start,
+        k_type,
+        v_type,
+        opened,
+    };
+    crate::load::on_backend(plan, crate::load::threads(args.threads), job)
 }
 
 /// Everything after loading: the session, then chat or one completion, then the timings.
