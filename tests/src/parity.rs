@@ -143,15 +143,43 @@ impl std::fmt::Display for Report {
 }
 
 fn load(path: &Path) -> Model<CpuBackend> {
+    load_on(path, CpuBackend::new(2).expect("cpu"))
+}
+
+/// Loads a fixture on `backend`.
+pub fn load_on<B: Backend + 'static>(path: &Path, backend: B) -> Model<B> {
     let gguf: GgufModel =
         sluice_native::open::open_model(path.to_str().expect("utf-8 path"), Default::default())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    block_on(Model::load(
-        &gguf,
-        CpuBackend::new(2).expect("cpu"),
-        LoadOptions::default(),
-    ))
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    block_on(Model::load(&gguf, backend, LoadOptions::default()))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The forward-pass issue's KL bound for a fixture: 1e-4 for float weights and Q8_0, 2e-3 for
+/// every other type (the name ends in the type; mixes have none).
+pub fn issue_kl_bound(name: &str) -> f64 {
+    let ty = name.rsplit('-').next().unwrap_or("");
+    if ["F32", "F16", "BF16", "Q8_0"].contains(&ty) {
+        1e-4
+    } else {
+        2e-3
+    }
+}
+
+/// Every forward-pass golden under the fixture root (by name, sorted).
+pub fn golden_names() -> Vec<String> {
+    let dir = fixture_root().join("golden");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let stem = name.strip_suffix(".json")?.to_string();
+            dir.join(format!("{stem}.logits.f32")).exists().then_some(stem)
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 /// Runs every parity check of one golden on the CPU backend; panics with a clear message on

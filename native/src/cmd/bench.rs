@@ -17,6 +17,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use sluice_core::backend::Backend;
 use sluice_core::model::Logits;
 use sluice_core::quant::GgmlType;
 use sluice_core::source::block_on;
@@ -66,6 +67,13 @@ pub struct BenchArgs {
     /// Read weights with file reads instead of a memory map.
     #[arg(long = "no-mmap")]
     pub no_mmap: bool,
+    /// Repeating layers on the GPU, counted from the last, as in `sluice run` (99: the whole
+    /// model).
+    #[arg(long = "n-gpu-layers", visible_alias = "ngl", value_name = "N", allow_hyphen_values = true)]
+    pub n_gpu_layers: Option<String>,
+    /// Keep every routed expert on the CPU (with -ngl: the rest on the GPU).
+    #[arg(long = "cpu-moe")]
+    pub cpu_moe: bool,
 }
 
 /// What one test measures.
@@ -207,15 +215,43 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .iter()
             .take_while(|c| &c.model == model && c.threads == threads)
             .count();
-        let loaded = crate::load::load(model, threads, plan.no_mmap)?;
-        let facts = model_facts(&loaded);
-        for case in &plan.cases[i..i + same] {
-            let r = run_case(&loaded, &facts, case)?;
-            if !json {
-                print_md_row(&r);
-            }
-            results.push(r);
+        let opened = crate::load::open(model, plan.no_mmap, &Default::default())?;
+        let n_layer = sluice_core::model::Config::from_metadata(opened.gguf.metadata())
+            .map(|c| c.n_layer)
+            .with_context(|| format!("--model {model}"))?;
+        let placement = crate::placement::PlacementArgs {
+            n_gpu_layers: args.n_gpu_layers.clone(),
+            cpu_moe: args.cpu_moe,
+            ..Default::default()
+        };
+        let backend_plan = crate::placement::plan(&placement, n_layer)?;
+        struct Cases<'a> {
+            opened: crate::load::Opened,
+            cases: &'a [TestCase],
+            json: bool,
         }
+        impl crate::load::WithBackend for Cases<'_> {
+            type Output = Vec<CaseResult>;
+            fn run<B: Backend + 'static>(self, backend: B) -> Result<Vec<CaseResult>> {
+                let loaded = self.opened.load(backend)?;
+                let facts = model_facts(&loaded);
+                let mut out = Vec::new();
+                for case in self.cases {
+                    let r = run_case(&loaded, &facts, case)?;
+                    if !self.json {
+                        print_md_row(&r);
+                    }
+                    out.push(r);
+                }
+                Ok(out)
+            }
+        }
+        let job = Cases {
+            opened,
+            cases: &plan.cases[i..i + same],
+            json,
+        };
+        results.extend(crate::load::on_backend(backend_plan, threads, job)?);
         i += same;
     }
     if json {
@@ -275,7 +311,7 @@ fn short_count(n: u64) -> String {
     }
 }
 
-fn model_facts(loaded: &crate::load::Loaded) -> ModelFacts {
+fn model_facts<B: Backend>(loaded: &crate::load::Loaded<B>) -> ModelFacts {
     let tensors = loaded.gguf.tensors();
     let size = tensors.iter().filter_map(|t| t.info.nbytes()).sum();
     let params = tensors.iter().map(|t| t.info.n_elements()).sum();
@@ -311,8 +347,8 @@ impl Tokens {
 }
 
 /// Runs the warm-up and the repetitions of one case.
-pub fn run_case(
-    loaded: &crate::load::Loaded,
+pub fn run_case<B: Backend + 'static>(
+    loaded: &crate::load::Loaded<B>,
     facts: &ModelFacts,
     case: &TestCase,
 ) -> Result<CaseResult> {
@@ -367,9 +403,28 @@ pub fn run_case(
     Ok(CaseResult {
         case: case.clone(),
         model: facts.clone(),
-        backend: "CPU".into(),
+        backend: backend_label(&model.backend().describe()),
         samples,
     })
+}
+
+/// The backend column, llama-bench style: `CPU`, `Vulkan`, `Metal`, or `CPU+Vulkan` for a
+/// mixed placement (from the backend's description, e.g. `vulkan: NVIDIA H200 …`).
+fn backend_label(describe: &str) -> String {
+    let api = |d: &str| {
+        let name = d.split([':', ' ']).next().unwrap_or("").to_ascii_lowercase();
+        match name.as_str() {
+            "cpu" => "CPU".to_string(),
+            "vulkan" => "Vulkan".to_string(),
+            "metal" => "Metal".to_string(),
+            "dx12" => "DX12".to_string(),
+            other => other.to_string(),
+        }
+    };
+    match describe.split_once(" + ") {
+        Some((a, b)) => format!("{}+{}", api(a), api(b)),
+        None => api(describe),
+    }
 }
 
 fn human_size(bytes: u64) -> String {
