@@ -38,7 +38,7 @@ fn script(golden_name: &str) -> Script {
             .map(|x| x.as_u64().expect("id") as u32)
             .collect()
     };
-    let prompt = ids(&g.json["sequence"]["tokens"]);
+    let prompt = ids(&g.json["greedy"]["prompt_tokens"]);
     let follow = ids(&g.json["greedy"]["runs"]["f16"]["ids"])[..8].to_vec();
     Script { prompt, follow }
 }

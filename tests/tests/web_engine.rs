@@ -110,7 +110,7 @@ fn turn(
 #[test]
 fn streamed_experts_give_exactly_the_resident_logits() {
     let gguf = open();
-    let tokens: Vec<u32> = golden(FIXTURE).json["sequence"]["tokens"]
+    let tokens: Vec<u32> = golden(FIXTURE).json["greedy"]["prompt_tokens"]
         .as_array()
         .expect("tokens")
         .iter()
@@ -190,7 +190,7 @@ fn a_chat_turn_feeds_and_generates_the_cli_chat_loop_tokens() {
         streamed_text.push_str(text);
         true
     });
-    let golden_prompt: Vec<u32> = g.json["sequence"]["tokens"]
+    let golden_prompt: Vec<u32> = g.json["greedy"]["prompt_tokens"]
         .as_array()
         .expect("tokens")
         .iter()
