@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # GPU check for a Linux machine with a Vulkan driver (NVIDIA, AMD, Intel; or lavapipe):
 # builds in release, runs the wgpu backend's shader validation and op-parity tests, then
-# model-level parity and decode speed (tokens/s, GPU vs CPU backend) on SmolLM2-135M and on
-# the tiny DeepSeek-V3-shaped fixtures.
+# model-level parity against llama.cpp's goldens on every fixture (whole model on the GPU,
+# mixed CPU/GPU layers, experts on the CPU), parity with the CPU backend on SmolLM2-135M, and
+# speed: `sluice bench` on the CPU and with -ngl 99 on $BENCH_MODEL (default: the V3 slice
+# from tests/gen/bench_models.py if it was made, else the bundled tiny model), plus decode
+# tokens/s and single weight products.
 #
 # Needs: a Rust toolchain, the Vulkan loader (apt-get install libvulkan1) and a driver.
 # Models: SmolLM2-135M-Instruct.Q4_1.gguf from $SLUICE_SMOLLM2, else `tests/gen/smollm2.sh`
@@ -28,6 +31,7 @@ run() { # run LOGNAME CMD...: quiet on success, log tail on failure
 PKGS=(-p sluice-shaders -p sluice-tests)
 stage "build (release)"
 run build cargo build --release -q "${PKGS[@]}" --tests --examples
+run build-cli cargo build --release -q -p sluice
 stage "adapter"
 vulkaninfo --summary 2>/dev/null | grep -m1 -i 'deviceName' | sed 's/.*= //' || echo "(vulkaninfo not installed)"
 stage "shader validation (naga)"
@@ -36,6 +40,10 @@ stage "op parity vs CPU"
 run ops cargo test --release -q "${PKGS[@]}" --test op_parity --test quant_parity -- --nocapture
 grep -E 'NMSE|max\|Δ\|' "$LOG_DIR/ops.log" | sed 's/^/    /' | head -80 >"$LOG_DIR/ops-summary.txt" || true
 echo "    (per-op numbers: $LOG_DIR/ops-summary.txt)"
+
+stage "model parity vs llama.cpp"
+run offload cargo test --release -q "${PKGS[@]}" --test offload_parity -- --nocapture --test-threads 1
+grep -cE '^-ngl.*KL' "$LOG_DIR/offload.log" | sed 's/^/    fixture runs within bounds: /'
 
 SMOL=${SLUICE_SMOLLM2:-}
 if [[ -z "$SMOL" && -x tests/gen/smollm2.sh ]]; then SMOL=$(tests/gen/smollm2.sh | tail -n1); fi
@@ -58,4 +66,9 @@ echo "weight products (gpu_kernel_bench):"
 for shape in "Q4_K 4096 4096 1" "Q8_0 4096 4096 1" "Q4_K 4096 4096 64" "IQ2_XXS 7168 2048 1"; do
     target/release/examples/gpu_kernel_bench $shape 50 | sed 's/^/    /'
 done
+SLICE=${SLUICE_REF_DIR:-$HOME/.cache/sluice-ref}/bench-models/v3slice-Q2_K.gguf
+BENCH_MODEL=${BENCH_MODEL:-$([[ -f "$SLICE" ]] && echo "$SLICE" || echo tests/fixtures/models/tiny-deepseek-v3.gguf)}
+echo "sluice bench on $BENCH_MODEL (pp512, tg128; CPU on $THREADS threads, then -ngl 99):"
+target/release/sluice bench -m "$BENCH_MODEL" -p 512 -n 128 -r 3 -t "$THREADS" 2>/dev/null | sed 's/^/    /'
+target/release/sluice bench -m "$BENCH_MODEL" -p 512 -n 128 -r 3 -t "$THREADS" -ngl 99 2>/dev/null | sed 's/^/    /'
 echo "gpu check passed"

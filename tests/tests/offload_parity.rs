@@ -51,7 +51,16 @@ fn every_fixture(flags: &str, args: PlacementArgs) {
                 Plan::Mixed(mix) => {
                     let placement = mix.to_hybrid().expect("placement rules");
                     let cpu = CpuBackend::new(2).expect("cpu");
-                    run_parity(name, HybridBackend::new(cpu, gpu, placement))
+                    let g = golden(name);
+                    let model = load_on(&g.model_path, HybridBackend::new(cpu, gpu, placement));
+                    let report = check_model(&g, &model, issue_kl_bound(name)).to_string();
+                    // Both devices did work: activations crossed both ways.
+                    let t = model.backend().transfers();
+                    assert!(
+                        t.to_cpu > 0 && t.to_gpu > 0,
+                        "{flags}: no activation crossed between the devices ({t:?})"
+                    );
+                    format!("{report}  transfers {}↑ {}↓", t.to_gpu, t.to_cpu)
                 }
                 Plan::Cpu => panic!("{flags}: nothing on the GPU"),
             }
