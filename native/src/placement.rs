@@ -84,11 +84,7 @@ impl Mix {
             (Some(a), Some(b)) => format!("layers {a}–{b} on the GPU"),
             _ => "no layer on the GPU".to_string(),
         };
-        let rules: Vec<String> = self
-            .rules
-            .iter()
-            .map(|(p, d)| format!("{p}={d}"))
-            .collect();
+        let rules: Vec<String> = self.rules.iter().map(|(p, d)| format!("{p}={d}")).collect();
         if rules.is_empty() {
             format!("{layers}, output on the {}", self.output)
         } else {
@@ -166,7 +162,13 @@ pub fn plan(args: &PlacementArgs, n_layer: usize) -> Result<Plan> {
     compile(&rules)?;
     let first_gpu = n_layer.saturating_sub(ngl);
     let layers: Vec<Device> = (0..n_layer)
-        .map(|l| if l >= first_gpu { Device::Gpu } else { Device::Cpu })
+        .map(|l| {
+            if l >= first_gpu {
+                Device::Gpu
+            } else {
+                Device::Cpu
+            }
+        })
         .collect();
     let output = if ngl > n_layer {
         Device::Gpu
@@ -211,7 +213,10 @@ mod tests {
         assert!(matches!(plan(&args(None), 61).unwrap(), Plan::Cpu));
         assert!(matches!(plan(&args(Some("0")), 61).unwrap(), Plan::Cpu));
         for all in ["99", "62", "all", "auto", "-1"] {
-            assert!(matches!(plan(&args(Some(all)), 61).unwrap(), Plan::Gpu), "{all}");
+            assert!(
+                matches!(plan(&args(Some(all)), 61).unwrap(), Plan::Gpu),
+                "{all}"
+            );
         }
         // -ngl 61 of 61: every repeating layer, but not the output.
         let m = mix(plan(&args(Some("61")), 61).unwrap());
@@ -221,7 +226,13 @@ mod tests {
         let m = mix(plan(&args(Some("2")), 5).unwrap());
         assert_eq!(
             m.layers,
-            [Device::Cpu, Device::Cpu, Device::Cpu, Device::Gpu, Device::Gpu]
+            [
+                Device::Cpu,
+                Device::Cpu,
+                Device::Cpu,
+                Device::Gpu,
+                Device::Gpu
+            ]
         );
         let none: Vec<(Regex, Device)> = Vec::new();
         assert_eq!(m.weight_device(&none, "blk.4.attn_q_a.weight"), Device::Gpu);
@@ -245,7 +256,10 @@ mod tests {
             m.weight_device(&c, "blk.2.ffn_down_exps.weight expert 7"),
             Device::Cpu
         );
-        assert_eq!(m.weight_device(&c, "blk.2.ffn_down_shexp.weight"), Device::Gpu);
+        assert_eq!(
+            m.weight_device(&c, "blk.2.ffn_down_shexp.weight"),
+            Device::Gpu
+        );
         let a = PlacementArgs {
             n_gpu_layers: Some("99".into()),
             n_cpu_moe: Some(2),

@@ -73,7 +73,12 @@ pub struct WgpuBackend {
 impl WgpuBackend {
     /// Opens the preferred adapter.
     pub async fn new(opts: GpuOptions) -> Result<Self> {
-        let gpu = Gpu::open(&opts).await?;
+        Self::on(Gpu::open(&opts).await?)
+    }
+
+    /// A backend on an open device (one device can serve several backends in turn: tests
+    /// that load many models do not open a device each).
+    pub fn on(gpu: Gpu) -> Result<Self> {
         let table = grid_table();
         let grids = gpu.storage_with("sluice grids", table.words.len() as u64 * 4, |write| {
             write(0, bytemuck::cast_slice(&table.words))

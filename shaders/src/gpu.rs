@@ -63,7 +63,8 @@ impl AdapterSummary {
     }
 }
 
-/// An open device.
+/// An open device (clones share it).
+#[derive(Clone)]
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,

@@ -207,12 +207,16 @@ impl HybridBackend {
     /// `t` readable on the CPU (`read_gpu`: on the GPU).
     fn read_cpu<'a>(&self, t: &'a HybridTensor) -> Result<Ref<'a, CpuTensor>> {
         self.sync(t, Device::Cpu)?;
-        Ok(Ref::map(t.copies.borrow(), |c| c.cpu.as_ref().expect("synced")))
+        Ok(Ref::map(t.copies.borrow(), |c| {
+            c.cpu.as_ref().expect("synced")
+        }))
     }
 
     fn read_gpu<'a>(&self, t: &'a HybridTensor) -> Result<Ref<'a, GpuTensor>> {
         self.sync(t, Device::Gpu)?;
-        Ok(Ref::map(t.copies.borrow(), |c| c.gpu.as_ref().expect("synced")))
+        Ok(Ref::map(t.copies.borrow(), |c| {
+            c.gpu.as_ref().expect("synced")
+        }))
     }
 
     /// `t` writable on the CPU (`write_gpu`: on the GPU); the other copy becomes stale. With

@@ -5,6 +5,7 @@
 //! returns early after printing why). Tests in one process take turns on the device: a
 //! software adapter (lavapipe) already uses every core, and concurrent tests only thrash.
 
+use crate::gpu::Gpu;
 use crate::{GpuOptions, WgpuBackend};
 use std::cell::RefCell;
 use std::sync::{Mutex, MutexGuard};
@@ -27,11 +28,26 @@ pub fn take_device_turn() {
     });
 }
 
+/// Devices opened so far, by options: a test process opens each kind once (drivers run out
+/// of devices when every model load opens its own).
+static OPENED: Mutex<Vec<(String, Gpu)>> = Mutex::new(Vec::new());
+
+fn shared_device(opts: &GpuOptions) -> sluice_core::Result<Gpu> {
+    let key = format!("{opts:?}");
+    let mut opened = OPENED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, gpu)) = opened.iter().find(|(k, _)| *k == key) {
+        return Ok(gpu.clone());
+    }
+    let gpu = sluice_core::source::block_on(Gpu::open(opts))?;
+    opened.push((key, gpu.clone()));
+    Ok(gpu)
+}
+
 /// A backend for a test, or `None` when there is no adapter and the environment allows that.
 /// Panics (failing the test) when there is no adapter and it does not.
 pub fn backend_or_fail(opts: GpuOptions) -> Option<WgpuBackend> {
     take_device_turn();
-    match sluice_core::source::block_on(WgpuBackend::new(opts)) {
+    match shared_device(&opts).and_then(WgpuBackend::on) {
         Ok(backend) => Some(backend),
         Err(e) => {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true");

@@ -280,3 +280,58 @@ fn per_head_products_match_cpu() {
         }
     }
 }
+
+/// Activations for F16 weights are rounded to f16 to nearest, ties to even, as ggml converts
+/// them, whatever the driver's own f32→f16 conversion does (WGSL leaves it open; NVIDIA's does
+/// not round to nearest). An identity F16 matrix returns each activation as the GPU rounded it.
+#[test]
+fn f16_activations_round_to_nearest_even() {
+    let Some(gpu) = backend_or_fail(GpuOptions::default()) else {
+        return;
+    };
+    let n = 32;
+    let mut identity = Vec::with_capacity(n * n * 2);
+    for r in 0..n {
+        for c in 0..n {
+            let v = half::f16::from_f32(if r == c { 1.0 } else { 0.0 });
+            identity.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+    }
+    let w = gpu
+        .load_weight(weight_data("identity", GgmlType::F16, n, n, 1, identity))
+        .unwrap();
+    let ulp = f32::powi(2.0, -11); // half an f16 ulp at 1.0 is 2^-11
+    let mut values = vec![
+        1.0 + ulp,                 // tie: stays 1.0 (even)
+        1.0 + 3.0 * ulp,           // tie: up to 1 + 2^-9 (even)
+        1.0 + ulp * 1.0001,        // just above the tie: up
+        -(1.0 + ulp),              // negative tie
+        65504.0,                   // largest f16
+        65519.0,                   // rounds down to 65504
+        6.103_515_6e-5,            // smallest normal (2^-14)
+        f32::powi(2.0, -24),       // smallest subnormal
+        f32::powi(2.0, -25),       // tie with zero: 0
+        1.5 * f32::powi(2.0, -24), // subnormal tie: up to 2^-23 (even)
+        2.5 * f32::powi(2.0, -24), // subnormal tie: down to 2^-23 (even)
+        3.1e-5,                    // subnormal range
+        -7.0e-6,
+        0.0,
+        -0.0,
+        1.0e-9, // flushes to zero
+    ];
+    let mut rng = Rng::new(77);
+    while values.len() < n {
+        values.push(rng.floats(1)[0] * 1000.0);
+    }
+    let x = gpu.upload(&values, 1, n).unwrap();
+    let mut y = gpu.tensor(1, n);
+    gpu.matmul(&w, &x, &mut y).unwrap();
+    for (got, v) in host(&gpu, &y).into_iter().zip(&values) {
+        let want = half::f16::from_f32(*v).to_f32();
+        assert_eq!(
+            got.to_bits() & 0x7fff_ffff,
+            want.to_bits() & 0x7fff_ffff,
+            "{v:e}: {got:e} vs {want:e}"
+        );
+    }
+}

@@ -175,7 +175,9 @@ pub fn golden_names() -> Vec<String> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             let stem = name.strip_suffix(".json")?.to_string();
-            dir.join(format!("{stem}.logits.f32")).exists().then_some(stem)
+            dir.join(format!("{stem}.logits.f32"))
+                .exists()
+                .then_some(stem)
         })
         .collect();
     names.sort();

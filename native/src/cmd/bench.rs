@@ -69,7 +69,12 @@ pub struct BenchArgs {
     pub no_mmap: bool,
     /// Repeating layers on the GPU, counted from the last, as in `sluice run` (99: the whole
     /// model).
-    #[arg(long = "n-gpu-layers", visible_alias = "ngl", value_name = "N", allow_hyphen_values = true)]
+    #[arg(
+        long = "n-gpu-layers",
+        visible_alias = "ngl",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
     pub n_gpu_layers: Option<String>,
     /// Keep every routed expert on the CPU (with -ngl: the rest on the GPU).
     #[arg(long = "cpu-moe")]
@@ -412,7 +417,11 @@ pub fn run_case<B: Backend + 'static>(
 /// mixed placement (from the backend's description, e.g. `vulkan: NVIDIA H200 …`).
 fn backend_label(describe: &str) -> String {
     let api = |d: &str| {
-        let name = d.split([':', ' ']).next().unwrap_or("").to_ascii_lowercase();
+        let name = d
+            .split([':', ' '])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         match name.as_str() {
             "cpu" => "CPU".to_string(),
             "vulkan" => "Vulkan".to_string(),

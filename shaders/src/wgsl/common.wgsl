@@ -29,3 +29,44 @@ fn apply_signs(v: vec4<f32>, s: u32) -> vec4<f32> {
 fn group_index(wid: vec3<u32>) -> u32 {
     return wid.y * GRID_X + wid.x;
 }
+
+// The f16 nearest to v (ties to even) as bits; overflow gives ±inf, NaN stays NaN. WGSL leaves
+// the rounding of pack2x16float to the implementation (NVIDIA's Vulkan driver does not round
+// to nearest), and ggml converts with round-to-nearest-even, so conversions that must match
+// the CPU go through this.
+fn f16_rne_bits(v: f32) -> u32 {
+    let x = bitcast<u32>(v);
+    let sign = (x >> 16u) & 0x8000u;
+    let a = x & 0x7fffffffu;
+    if (a >= 0x7f800000u) {
+        return sign | 0x7c00u | select(0u, 0x200u, a > 0x7f800000u);
+    }
+    if (a >= 0x477ff000u) {
+        return sign | 0x7c00u;
+    }
+    if (a >= 0x38800000u) {
+        return sign | ((a + 0x0fffu + ((a >> 13u) & 1u) - 0x38000000u) >> 13u);
+    }
+    if (a < 0x33000000u) {
+        return sign;
+    }
+    // a subnormal f16: the 24-bit significand shifted down to units of 2^-24
+    let s = 126u - (a >> 23u);
+    let m = (a & 0x7fffffu) | 0x800000u;
+    let q = m >> s;
+    let rem = m & ((1u << s) - 1u);
+    let half = 1u << (s - 1u);
+    return sign | (q + select(0u, 1u, rem > half || (rem == half && (q & 1u) == 1u)));
+}
+
+// v rounded to the nearest f16 (ties to even), as an f32.
+fn round_f16(v: f32) -> f32 {
+    return unpack2x16float(f16_rne_bits(v)).x;
+}
+
+// a / b rounded as the CPU rounds it: Vulkan lets a division be off by 2.5 ulp, so the
+// quotient gets one correction step from its fused residual.
+fn div_rn(a: f32, b: f32) -> f32 {
+    let q = a / b;
+    return q + fma(-q, b, a) / b;
+}

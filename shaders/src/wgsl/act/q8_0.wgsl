@@ -7,8 +7,8 @@ fn round_block(at: u32) {
     for (var i = 0u; i < 32u; i++) {
         amax = max(amax, abs(y[at + i]));
     }
-    let d = unpack2x16float(pack2x16float(vec2<f32>(amax / 127.0, 0.0))).x;
-    let id = select(0.0, 127.0 / amax, amax != 0.0);
+    let d = round_f16(div_rn(amax, 127.0));
+    let id = select(0.0, div_rn(127.0, amax), amax != 0.0);
     for (var i = 0u; i < 32u; i++) {
         y[at + i] = d * clamp(round(y[at + i] * id), -128.0, 127.0);
     }

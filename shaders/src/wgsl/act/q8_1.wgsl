@@ -9,15 +9,15 @@ fn round_block(at: u32) {
     for (var i = 0u; i < 32u; i++) {
         amax = max(amax, abs(y[at + i]));
     }
-    let d32 = amax / 127.0;
-    let d = unpack2x16float(pack2x16float(vec2<f32>(d32, 0.0))).x;
-    let id = select(0.0, 127.0 / amax, amax != 0.0);
+    let d32 = div_rn(amax, 127.0);
+    let d = round_f16(d32);
+    let id = select(0.0, div_rn(127.0, amax), amax != 0.0);
     var sum = 0.0;
     for (var i = 0u; i < 32u; i++) {
         let q = clamp(round(y[at + i] * id), -128.0, 127.0);
         sum += q;
         y[at + i] = d * q;
     }
-    let s = unpack2x16float(pack2x16float(vec2<f32>(d32 * sum, 0.0))).x;
+    let s = round_f16(d32 * sum);
     y[p.corr_base + at] = s - d * sum;
 }

@@ -12,10 +12,7 @@ var<workgroup> probs: array<f32, WG>;
 // Rounds a query value to the cache's dot-product precision, as the CPU backend does.
 fn round_query(v: vec4<f32>) -> vec4<f32> {
     if (p.round_q == 1u) {
-        return vec4<f32>(
-            unpack2x16float(pack2x16float(v.xy)),
-            unpack2x16float(pack2x16float(v.zw)),
-        );
+        return vec4<f32>(round_f16(v.x), round_f16(v.y), round_f16(v.z), round_f16(v.w));
     }
     if (p.round_q == 2u) {
         let b = bitcast<vec4<u32>>(v);

@@ -46,5 +46,5 @@ fn pack_codes(codes: ptr<function, array<u32, 32>>, dst: u32) -> u32 {
 
 // An f32 as the low half of a word, as an f16.
 fn f16_bits(v: f32) -> u32 {
-    return pack2x16float(vec2<f32>(v, 0.0)) & 0xffffu;
+    return f16_rne_bits(v);
 }

@@ -2,8 +2,8 @@
 // q = min(15, trunc((x − min) / d + 0.5)).
 fn store_block(src: u32, dst: u32) {
     let mm = min_max32(src);
-    let d = (mm.y - mm.x) / 15.0;
-    let id = select(0.0, 1.0 / d, d != 0.0);
+    let d = div_rn(mm.y - mm.x, 15.0);
+    let id = select(0.0, div_rn(1.0, d), d != 0.0);
     var codes: array<u32, 32>;
     for (var j = 0u; j < 32u; j++) {
         codes[j] = min(15u, u32(max((x[src + j] - mm.x) * id + 0.5, 0.0)));

@@ -5,7 +5,7 @@ fn store_block(src: u32, dst: u32) {
     for (var i = 0u; i < 32u; i++) {
         amax = max(amax, abs(x[src + i]));
     }
-    let id = select(0.0, 127.0 / amax, amax != 0.0);
+    let id = select(0.0, div_rn(127.0, amax), amax != 0.0);
     for (var w = 0u; w < 8u; w++) {
         var word = 0u;
         for (var k = 0u; k < 4u; k++) {
@@ -14,5 +14,5 @@ fn store_block(src: u32, dst: u32) {
         }
         cache[dst + w] = word;
     }
-    cache[dst + 8u] = f16_bits(amax / 127.0);
+    cache[dst + 8u] = f16_bits(div_rn(amax, 127.0));
 }
