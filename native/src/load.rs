@@ -48,21 +48,45 @@ pub trait WithBackend {
 }
 
 /// Makes the backend `plan` asks for (CPU with `threads` threads, the GPU, or both) and hands it
-/// to `job`. Without a usable GPU adapter the job runs on the CPU, with a note saying why.
-pub fn on_backend<J: WithBackend>(plan: Plan, threads: usize, job: J) -> Result<J::Output> {
+/// to `job`. `device` picks the adapter (`--device`: an index or name from `sluice devices`;
+/// `none`: no GPU). Without a usable GPU adapter the job runs on the CPU, with a note saying why.
+pub fn on_backend<J: WithBackend>(
+    plan: Plan,
+    threads: usize,
+    device: Option<&str>,
+    job: J,
+) -> Result<J::Output> {
     let cpu = || -> Result<CpuBackend> { Ok(CpuBackend::new(threads)?) };
-    if matches!(plan, Plan::Cpu) {
+    if matches!(plan, Plan::Cpu) || device.is_some_and(|d| d.eq_ignore_ascii_case("none")) {
         return job.run(cpu()?);
     }
-    let gpu = match block_on(WgpuBackend::new(GpuOptions::default())) {
+    let opts = GpuOptions {
+        adapter: device.map(str::to_string),
+        ..GpuOptions::default()
+    };
+    if opts.adapter.is_some() {
+        // A named adapter that does not exist is the user's mistake, not a missing driver.
+        let gpu = block_on(WgpuBackend::new(opts))?;
+        return run_plan(plan, gpu, cpu, job);
+    }
+    let gpu = match block_on(WgpuBackend::new(opts)) {
         Ok(gpu) => gpu,
         Err(e) => {
             eprintln!("note: --n-gpu-layers: no usable GPU ({e}); running on the CPU");
             return job.run(cpu()?);
         }
     };
+    run_plan(plan, gpu, cpu, job)
+}
+
+fn run_plan<J: WithBackend>(
+    plan: Plan,
+    gpu: WgpuBackend,
+    cpu: impl Fn() -> Result<CpuBackend>,
+    job: J,
+) -> Result<J::Output> {
     match plan {
-        Plan::Cpu => unreachable!("handled above"),
+        Plan::Cpu => job.run(cpu()?),
         Plan::Gpu => job.run(gpu),
         Plan::Mixed(mix) => {
             eprintln!("sluice: placement: {}", mix.describe());

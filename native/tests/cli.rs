@@ -250,3 +250,31 @@ fn serve_www_without_a_value_serves_the_demo_page() {
     assert!(script.contains("text/javascript"), "{script}");
     assert!(script.contains("Session.load"), "the demo's script");
 }
+
+#[test]
+fn bad_placement_flags_are_named() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models/tiny-deepseek-v3.gguf");
+    let m = model.to_str().expect("utf-8");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "-m", m, "-no-cnv", "-n", "2", "-p", "hi"];
+        args.extend_from_slice(extra);
+        sluice(&args)
+    };
+    assert_clean_error(&run(&["-ngl", "x"]), "--n-gpu-layers x");
+    assert_clean_error(&run(&["-ot", "exps"]), "--override-tensor exps");
+    assert_clean_error(&run(&["-ot", "exps=TPU"]), "unknown device");
+    assert_clean_error(&run(&["-ot", "(=CPU"]), "not a valid regex");
+    // A named adapter that does not exist is an error (not a silent CPU run), unless no GPU
+    // layer was asked for.
+    assert_clean_error(
+        &run(&["-ngl", "99", "--device", "no-such-adapter"]),
+        "--device no-such-adapter",
+    );
+    let cpu = run(&["--device", "no-such-adapter"]);
+    assert!(
+        cpu.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cpu.stderr)
+    );
+}

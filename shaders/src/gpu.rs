@@ -19,6 +19,10 @@ pub struct GpuOptions {
     pub subgroups: bool,
     /// Prefer a software adapter (lavapipe, SwiftShader).
     pub force_fallback: bool,
+    /// Which adapter (native): its index in `sluice devices`, llama.cpp's name for it
+    /// (`Vulkan0`: the first Vulkan adapter) or part of its name (`H200`). `None`: the
+    /// preferred high-performance adapter.
+    pub adapter: Option<String>,
 }
 
 impl Default for GpuOptions {
@@ -27,6 +31,7 @@ impl Default for GpuOptions {
             max_binding_bytes: None,
             subgroups: true,
             force_fallback: false,
+            adapter: None,
         }
     }
 }
@@ -90,18 +95,61 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .collect()
 }
 
+/// The adapter `wanted` names: an index in [`list_adapters`]'s order, `<backend><n>` (the
+/// n-th adapter of that backend, as llama.cpp names devices: `Vulkan0`), or a part of its name.
+#[cfg(not(target_arch = "wasm32"))]
+async fn pick_adapter(wanted: &str) -> Result<wgpu::Adapter> {
+    let adapters = instance().enumerate_adapters(wgpu::Backends::all()).await;
+    let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
+    let w = wanted.trim().to_ascii_lowercase();
+    let by_backend = |i: usize| {
+        let backend = format!("{:?}", infos[i].backend).to_ascii_lowercase();
+        let nth = infos[..i]
+            .iter()
+            .filter(|o| o.backend == infos[i].backend)
+            .count();
+        format!("{backend}{nth}")
+    };
+    let found = w
+        .parse::<usize>()
+        .ok()
+        .filter(|&i| i < infos.len())
+        .or_else(|| (0..infos.len()).find(|&i| by_backend(i) == w))
+        .or_else(|| (0..infos.len()).find(|&i| infos[i].name.to_ascii_lowercase().contains(&w)));
+    match found {
+        Some(i) => Ok(adapters.into_iter().nth(i).expect("index in range")),
+        None => {
+            let names: Vec<String> = (0..infos.len())
+                .map(|i| format!("{i}: {} ({})", infos[i].name, by_backend(i)))
+                .collect();
+            Err(Error::Unsupported(format!(
+                "--device {wanted}: no such adapter (have: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )))
+        }
+    }
+}
+
 impl Gpu {
     /// Opens the preferred adapter with the limits and features the kernels use.
     pub async fn open(opts: &GpuOptions) -> Result<Gpu> {
-        let adapter = instance()
-            .request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                force_fallback_adapter: opts.force_fallback,
-                compatible_surface: None,
-                apply_limit_buckets: false,
-            })
-            .await
-            .map_err(|e| Error::Unsupported(format!("no GPU adapter: {e}")))?;
+        let adapter = match &opts.adapter {
+            #[cfg(not(target_arch = "wasm32"))]
+            Some(wanted) => pick_adapter(wanted).await?,
+            _ => instance()
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    force_fallback_adapter: opts.force_fallback,
+                    compatible_surface: None,
+                    apply_limit_buckets: false,
+                })
+                .await
+                .map_err(|e| Error::Unsupported(format!("no GPU adapter: {e}")))?,
+        };
         let features = adapter.features();
         // Row reductions shuffle within groups of ROW_THREADS lanes of one subgroup.
         let subgroups = opts.subgroups

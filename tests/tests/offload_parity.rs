@@ -1,7 +1,7 @@
 //! The GPU forward pass against llama.cpp: every forward-pass fixture run with the whole model
 //! on the GPU (`-ngl 99`), with a mix of CPU and GPU layers (`-ngl 1`: the last layer on the
-//! GPU, the first and the output on the CPU) and with the routed experts on the CPU
-//! (`-ngl 99 --cpu-moe`) must meet the forward-pass issue's bounds against llama.cpp's goldens,
+//! GPU, the first and the output on the CPU; `-ngl 2`: the layers on the GPU, the output on the
+//! CPU) and with the routed experts on the CPU (`-ngl 99 --cpu-moe`) must meet the forward-pass issue's bounds against llama.cpp's goldens,
 //! exactly as the CPU backend does (`sluice_tests::parity`): KL vs the noise floor, top-1 where
 //! llama.cpp's gap ≥ 0.1, whole logit vectors, greedy tokens up to the first near-tie.
 //!
@@ -104,6 +104,19 @@ fn every_fixture_with_the_last_layer_on_the_gpu() {
         "-ngl 1",
         PlacementArgs {
             n_gpu_layers: Some("1".into()),
+            ..Default::default()
+        },
+    );
+}
+
+#[test]
+fn every_fixture_with_two_layers_on_the_gpu() {
+    // The brief's command line: on these 1- and 2-layer fixtures every layer on the GPU and
+    // the output (N is not above the layer count) on the CPU.
+    every_fixture(
+        "-ngl 2",
+        PlacementArgs {
+            n_gpu_layers: Some("2".into()),
             ..Default::default()
         },
     );

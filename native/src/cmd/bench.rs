@@ -76,6 +76,9 @@ pub struct BenchArgs {
         allow_hyphen_values = true
     )]
     pub n_gpu_layers: Option<String>,
+    /// GPU adapter: an index or name from `sluice devices`, or none.
+    #[arg(long = "device", value_name = "DEVICE")]
+    pub device: Option<String>,
     /// Keep every routed expert on the CPU (with -ngl: the rest on the GPU).
     #[arg(long = "cpu-moe")]
     pub cpu_moe: bool,
@@ -256,7 +259,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cases: &plan.cases[i..i + same],
             json,
         };
-        results.extend(crate::load::on_backend(backend_plan, threads, job)?);
+        results.extend(crate::load::on_backend(
+            backend_plan,
+            threads,
+            args.device.as_deref(),
+            job,
+        )?);
         i += same;
     }
     if json {

@@ -16,7 +16,19 @@ pub fn run(_args: DevicesArgs) -> Result<()> {
         return Ok(());
     }
     for (i, a) in adapters.iter().enumerate() {
-        println!("{i}: {} ({}, {})", a.name, a.backend, a.device_type);
+        // llama.cpp's device name: the backend and the adapter's rank among that backend's.
+        let nth = adapters[..i]
+            .iter()
+            .filter(|o| o.backend == a.backend)
+            .count();
+        let mut backend = a.backend.clone();
+        if let Some(first) = backend.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        println!(
+            "{i}: {} ({}, {}) --device {i} or {backend}{nth}",
+            a.name, a.backend, a.device_type
+        );
         if !a.driver.is_empty() {
             println!("   driver: {}", a.driver);
         }

@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// the GPU), e.g. -ot exps=CPU; comma-separated or repeated, first match wins.
     #[arg(long = "override-tensor", value_name = "REGEX=DEVICE")]
     pub override_tensor: Vec<String>,
+    /// GPU adapter for offloaded layers: an index or name from `sluice devices` (Vulkan0,
+    /// part of the adapter's name), or none.
+    #[arg(long = "device", value_name = "DEVICE")]
+    pub device: Option<String>,
     /// Keep every routed expert's weights on the CPU (the rest as -ngl says).
     #[arg(long = "cpu-moe")]
     pub cpu_moe: bool,
@@ -254,7 +258,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         v_type,
         opened,
     };
-    crate::load::on_backend(plan, crate::load::threads(args.threads), job)
+    crate::load::on_backend(
+        plan,
+        crate::load::threads(args.threads),
+        args.device.as_deref(),
+        job,
+    )
 }
 
 /// Everything after loading: the session, then chat or one completion, then the timings.
