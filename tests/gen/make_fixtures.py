@@ -369,7 +369,7 @@ def summary_markdown(rows: list[dict], total_bytes: int) -> str:
         "",
         f"Committed fixtures (models + goldens): {total_bytes / 2**20:.2f} MiB.",
         "",
-        "Noise floor = llama.cpp flash attention on vs off (f16 cache) on the 28-token sequence.",
+        "Noise floor = llama.cpp flash attention on vs off (f16 cache) on the conditioned 28-token teacher-forced sequence (tests/fixtures/README.md).",
         "\"tie\" = greedy steps before the first top-1/top-2 gap < 0.1 (f16 / q8_0 cache);",
         "\"gap<noise\" = steps before the first gap below the median max-abs logit difference;",
         "\"fa agree\" = greedy steps that agree between flash attention on and off.",
