@@ -106,26 +106,32 @@ unsafe fn unsigned_blocks<const N: usize>(
 ) -> [f32; N] {
     let mut acc = [[_mm256_setzero_ps(); 2]; N];
     let mut mins = [0.0f32; N];
-    let step = |acc: &mut [[__m256; 2]; N], mins: &mut [f32; N], b: usize, half: usize| {
-        let x = w.add(b * block);
-        let u = decode(x);
-        let (dw, mw) = (rd_f16(x), rd_f16(x.add(2)));
-        for j in 0..N {
-            let yb = y[j].add(b * Q8_1);
-            let sum = dot_u8_lanes(u, ld256(yb.add(4)));
-            let d = _mm256_set1_ps(dw * rd_f16(yb));
-            acc[j][half] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j][half]);
-            mins[j] += mw * rd_f16(yb.add(2));
-        }
-    };
+    // Even and odd blocks into separate accumulators. A macro, not a closure: LLVM kept the
+    // closure out of line (a call per block, accumulators through memory), and a constant
+    // `half` keeps them in registers.
+    macro_rules! block {
+        ($b:expr, $half:literal) => {{
+            let b = $b;
+            let x = w.add(b * block);
+            let u = decode(x);
+            let (dw, mw) = (rd_f16(x), rd_f16(x.add(2)));
+            for j in 0..N {
+                let yb = y[j].add(b * Q8_1);
+                let sum = dot_u8_lanes(u, ld256(yb.add(4)));
+                let d = _mm256_set1_ps(dw * rd_f16(yb));
+                acc[j][$half] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j][$half]);
+                mins[j] += mw * rd_f16(yb.add(2));
+            }
+        }};
+    }
     let mut b = 0;
     while b + 1 < nb {
-        step(&mut acc, &mut mins, b, 0);
-        step(&mut acc, &mut mins, b + 1, 1);
+        block!(b, 0);
+        block!(b + 1, 1);
         b += 2;
     }
     if b < nb {
-        step(&mut acc, &mut mins, b, 0);
+        block!(b, 0);
     }
     let mut out = [0.0f32; N];
     for j in 0..N {
