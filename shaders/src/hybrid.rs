@@ -559,34 +559,12 @@ impl Backend for HybridBackend {
         let dev = first.gate.device();
         match dev {
             Device::Cpu => {
-                let inner = jobs
-                    .iter()
-                    .map(|j| {
-                        Ok(ExpertJob {
-                            gate: cpu_weight(j.gate)?,
-                            up: cpu_weight(j.up)?,
-                            down: cpu_weight(j.down)?,
-                            x_rows: j.x_rows,
-                            out_rows: j.out_rows,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let inner = unwrap_jobs(jobs, cpu_weight)?;
                 let x = &*self.read_cpu(x)?;
                 self.cpu.moe_experts(&inner, x, self.write_cpu(out, true)?)
             }
             Device::Gpu => {
-                let inner = jobs
-                    .iter()
-                    .map(|j| {
-                        Ok(ExpertJob {
-                            gate: gpu_weight(j.gate)?,
-                            up: gpu_weight(j.up)?,
-                            down: gpu_weight(j.down)?,
-                            x_rows: j.x_rows,
-                            out_rows: j.out_rows,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let inner = unwrap_jobs(jobs, gpu_weight)?;
                 let x = &*self.read_gpu(x)?;
                 self.gpu.moe_experts(&inner, x, self.write_gpu(out, true)?)
             }
@@ -610,6 +588,24 @@ impl Backend for HybridBackend {
             be.moe_combine(slots, weights, k_used, out)
         })
     }
+}
+
+/// The jobs with each weight replaced by its one-device form (`pick` fails on the other).
+fn unwrap_jobs<'a, W>(
+    jobs: &[ExpertJob<'a, HybridWeight>],
+    pick: fn(&'a HybridWeight) -> Result<&'a W>,
+) -> Result<Vec<ExpertJob<'a, W>>> {
+    jobs.iter()
+        .map(|j| {
+            Ok(ExpertJob {
+                gate: pick(j.gate)?,
+                up: pick(j.up)?,
+                down: pick(j.down)?,
+                x_rows: j.x_rows,
+                out_rows: j.out_rows,
+            })
+        })
+        .collect()
 }
 
 fn post_inc(n: &mut usize) -> usize {
