@@ -64,33 +64,21 @@ pub fn on_backend<J: WithBackend>(
         adapter: device.map(str::to_string),
         ..GpuOptions::default()
     };
-    if opts.adapter.is_some() {
-        // A named adapter that does not exist is the user's mistake, not a missing driver.
-        let gpu = block_on(WgpuBackend::new(opts))?;
-        return run_plan(plan, gpu, cpu, job);
-    }
     let gpu = match block_on(WgpuBackend::new(opts)) {
         Ok(gpu) => gpu,
+        // A named adapter that does not exist is the user's mistake, not a missing driver.
+        Err(e) if device.is_some() => return Err(e.into()),
         Err(e) => {
             eprintln!("note: --n-gpu-layers: no usable GPU ({e}); running on the CPU");
             return job.run(cpu()?);
         }
     };
-    run_plan(plan, gpu, cpu, job)
-}
-
-fn run_plan<J: WithBackend>(
-    plan: Plan,
-    gpu: WgpuBackend,
-    cpu: impl Fn() -> Result<CpuBackend>,
-    job: J,
-) -> Result<J::Output> {
     match plan {
         Plan::Cpu => job.run(cpu()?),
         Plan::Gpu => job.run(gpu),
         Plan::Mixed(mix) => {
             eprintln!("sluice: placement: {}", mix.describe());
-            job.run(HybridBackend::new(cpu()?, gpu, mix.to_hybrid()?))
+            job.run(HybridBackend::new(cpu()?, gpu, mix.to_hybrid()))
         }
     }
 }

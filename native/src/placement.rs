@@ -41,13 +41,14 @@ pub struct Mix {
     pub layers: Vec<Device>,
     pub output: Device,
     /// Name patterns in the order they apply (the first match wins).
-    pub rules: Vec<(String, Device)>,
+    pub rules: Vec<(Regex, Device)>,
 }
 
 impl Mix {
     /// The device of a weight called `name`.
-    pub fn weight_device(&self, compiled: &[(Regex, Device)], name: &str) -> Device {
-        if let Some((_, dev)) = compiled
+    pub fn weight_device(&self, name: &str) -> Device {
+        if let Some((_, dev)) = self
+            .rules
             .iter()
             .find(|(re, _)| re.is_match(name).unwrap_or(false))
         {
@@ -63,15 +64,14 @@ impl Mix {
         }
     }
 
-    /// The hybrid backend's placement (the rules compiled once).
-    pub fn to_hybrid(&self) -> Result<HybridPlacement> {
-        let compiled = compile(&self.rules)?;
+    /// The hybrid backend's placement.
+    pub fn to_hybrid(&self) -> HybridPlacement {
         let mix = self.clone();
-        Ok(HybridPlacement {
+        HybridPlacement {
             layers: self.layers.clone(),
             output: self.output,
-            weight: Box::new(move |name| mix.weight_device(&compiled, name)),
-        })
+            weight: Box::new(move |name| mix.weight_device(name)),
+        }
     }
 
     /// One line for the log: which layers, and which rules.
@@ -97,15 +97,10 @@ impl Mix {
     }
 }
 
-fn compile(rules: &[(String, Device)]) -> Result<Vec<(Regex, Device)>> {
-    rules
-        .iter()
-        .map(|(p, d)| {
-            Regex::new(p)
-                .map(|re| (re, *d))
-                .map_err(|e| anyhow::anyhow!("--override-tensor {p}: not a valid regex: {e}"))
-        })
-        .collect()
+fn compiled_rule(pattern: &str, dev: Device) -> Result<(Regex, Device)> {
+    Regex::new(pattern)
+        .map(|re| (re, dev))
+        .map_err(|e| anyhow::anyhow!("--override-tensor {pattern}: not a valid regex: {e}"))
 }
 
 /// `blk.N.` → N.
@@ -148,18 +143,20 @@ pub fn plan(args: &PlacementArgs, n_layer: usize) -> Result<Plan> {
             let Some((pattern, dev)) = rule.rsplit_once('=') else {
                 bail!("--override-tensor {rule}: expected PATTERN=DEVICE (for example exps=CPU)");
             };
-            rules.push((pattern.to_string(), device(dev, rule)?));
+            rules.push(compiled_rule(pattern, device(dev, rule)?)?);
         }
     }
     if args.cpu_moe {
-        rules.push((r"\.ffn_(up|down|gate)_exps".to_string(), Device::Cpu));
+        rules.push(compiled_rule(r"\.ffn_(up|down|gate)_exps", Device::Cpu)?);
     }
     if let Some(n) = args.n_cpu_moe {
         for l in 0..n.min(n_layer) {
-            rules.push((format!(r"blk\.{l}\.ffn_(up|down|gate)_exps"), Device::Cpu));
+            rules.push(compiled_rule(
+                &format!(r"blk\.{l}\.ffn_(up|down|gate)_exps"),
+                Device::Cpu,
+            )?);
         }
     }
-    compile(&rules)?;
     let first_gpu = n_layer.saturating_sub(ngl);
     let layers: Vec<Device> = (0..n_layer)
         .map(|l| {
@@ -234,11 +231,10 @@ mod tests {
                 Device::Gpu
             ]
         );
-        let none: Vec<(Regex, Device)> = Vec::new();
-        assert_eq!(m.weight_device(&none, "blk.4.attn_q_a.weight"), Device::Gpu);
-        assert_eq!(m.weight_device(&none, "blk.1.attn_q_a.weight"), Device::Cpu);
-        assert_eq!(m.weight_device(&none, "token_embd.weight"), Device::Cpu);
-        assert_eq!(m.weight_device(&none, "output.weight"), Device::Cpu);
+        assert_eq!(m.weight_device("blk.4.attn_q_a.weight"), Device::Gpu);
+        assert_eq!(m.weight_device("blk.1.attn_q_a.weight"), Device::Cpu);
+        assert_eq!(m.weight_device("token_embd.weight"), Device::Cpu);
+        assert_eq!(m.weight_device("output.weight"), Device::Cpu);
         assert!(plan(&args(Some("x")), 61).is_err());
     }
 
@@ -250,25 +246,20 @@ mod tests {
             ..Default::default()
         };
         let m = mix(plan(&a, 3).unwrap());
-        let c = compile(&m.rules).unwrap();
         assert_eq!(m.output, Device::Gpu);
         assert_eq!(
-            m.weight_device(&c, "blk.2.ffn_down_exps.weight expert 7"),
+            m.weight_device("blk.2.ffn_down_exps.weight expert 7"),
             Device::Cpu
         );
-        assert_eq!(
-            m.weight_device(&c, "blk.2.ffn_down_shexp.weight"),
-            Device::Gpu
-        );
+        assert_eq!(m.weight_device("blk.2.ffn_down_shexp.weight"), Device::Gpu);
         let a = PlacementArgs {
             n_gpu_layers: Some("99".into()),
             n_cpu_moe: Some(2),
             ..Default::default()
         };
         let m = mix(plan(&a, 3).unwrap());
-        let c = compile(&m.rules).unwrap();
-        assert_eq!(m.weight_device(&c, "blk.1.ffn_up_exps.weight"), Device::Cpu);
-        assert_eq!(m.weight_device(&c, "blk.2.ffn_up_exps.weight"), Device::Gpu);
+        assert_eq!(m.weight_device("blk.1.ffn_up_exps.weight"), Device::Cpu);
+        assert_eq!(m.weight_device("blk.2.ffn_up_exps.weight"), Device::Gpu);
         // -ot: first rule wins; llama.cpp's backend names; bad input named.
         let a = PlacementArgs {
             n_gpu_layers: Some("0".into()),
@@ -276,9 +267,8 @@ mod tests {
             ..Default::default()
         };
         let m = mix(plan(&a, 3).unwrap());
-        let c = compile(&m.rules).unwrap();
-        assert_eq!(m.weight_device(&c, "blk.0.attn_q_a.weight"), Device::Gpu);
-        assert_eq!(m.weight_device(&c, "blk.0.ffn_up.weight"), Device::Cpu);
+        assert_eq!(m.weight_device("blk.0.attn_q_a.weight"), Device::Gpu);
+        assert_eq!(m.weight_device("blk.0.ffn_up.weight"), Device::Cpu);
         for bad in ["exps", "exps=TPU", "(=CPU"] {
             let a = PlacementArgs {
                 override_tensor: vec![bad.into()],

@@ -9,7 +9,6 @@
 //! runs every fixture, prints one line per fixture and fails listing every fixture that failed.
 //! Runs on lavapipe in CI; no adapter fails the test there (`sluice_shaders::testing`).
 
-use sluice_core::backend::Backend;
 use sluice_core::cpu::CpuBackend;
 use sluice_core::gguf::GgufModel;
 use sluice_core::model::Config;
@@ -29,12 +28,6 @@ fn n_layer(path: &std::path::Path) -> usize {
         .n_layer
 }
 
-fn run_parity<B: Backend + 'static>(name: &str, backend: B) -> String {
-    let g = golden(name);
-    let model = load_on(&g.model_path, backend);
-    check_model(&g, &model, issue_kl_bound(name)).to_string()
-}
-
 /// Runs every golden with the placement the flags describe; panics listing the failures.
 fn every_fixture(flags: &str, args: PlacementArgs) {
     let mut failed = Vec::new();
@@ -44,16 +37,16 @@ fn every_fixture(flags: &str, args: PlacementArgs) {
         let Some(gpu) = backend_or_fail(GpuOptions::default()) else {
             return;
         };
-        let path = golden(name).model_path;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            match plan(&args, n_layer(&path)).expect("placement") {
-                Plan::Gpu => run_parity(name, gpu),
+            let g = golden(name);
+            let bound = issue_kl_bound(name);
+            match plan(&args, n_layer(&g.model_path)).expect("placement") {
+                Plan::Gpu => check_model(&g, &load_on(&g.model_path, gpu), bound).to_string(),
                 Plan::Mixed(mix) => {
-                    let placement = mix.to_hybrid().expect("placement rules");
                     let cpu = CpuBackend::new(2).expect("cpu");
-                    let g = golden(name);
-                    let model = load_on(&g.model_path, HybridBackend::new(cpu, gpu, placement));
-                    let report = check_model(&g, &model, issue_kl_bound(name)).to_string();
+                    let backend = HybridBackend::new(cpu, gpu, mix.to_hybrid());
+                    let model = load_on(&g.model_path, backend);
+                    let report = check_model(&g, &model, bound).to_string();
                     // Both devices did work: activations crossed both ways.
                     let t = model.backend().transfers();
                     assert!(

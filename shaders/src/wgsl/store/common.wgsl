@@ -43,8 +43,3 @@ fn pack_codes(codes: ptr<function, array<u32, 32>>, dst: u32) -> u32 {
     }
     return fifth;
 }
-
-// An f32 as the low half of a word, as an f16.
-fn f16_bits(v: f32) -> u32 {
-    return f16_rne_bits(v);
-}

@@ -54,5 +54,5 @@ fn store_block(src: u32, dst: u32) {
         d = select(0.0, sumqx / sumq2, sumq2 > 0.0);
     }
     pack_codes(&codes, dst);
-    cache[dst + 4u] = f16_bits(d);
+    cache[dst + 4u] = f16_rne_bits(d);
 }

@@ -8,5 +8,5 @@ fn store_block(src: u32, dst: u32) {
         codes[j] = min(15u, u32(max(x[src + j] * id + 8.5, 0.0)));
     }
     pack_codes(&codes, dst);
-    cache[dst + 4u] = f16_bits(d);
+    cache[dst + 4u] = f16_rne_bits(d);
 }

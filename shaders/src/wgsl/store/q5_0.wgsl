@@ -8,5 +8,5 @@ fn store_block(src: u32, dst: u32) {
         codes[j] = min(31u, u32(max(x[src + j] * id + 16.5, 0.0)));
     }
     cache[dst] = pack_codes(&codes, dst + 1u);
-    cache[dst + 5u] = f16_bits(d);
+    cache[dst + 5u] = f16_rne_bits(d);
 }

@@ -9,5 +9,5 @@ fn store_block(src: u32, dst: u32) {
         codes[j] = min(31u, u32(max((x[src + j] - mm.x) * id + 0.5, 0.0)));
     }
     cache[dst] = pack_codes(&codes, dst + 1u);
-    cache[dst + 5u] = f16_bits(d) | (f16_bits(mm.x) << 16u);
+    cache[dst + 5u] = f16_rne_bits(d) | (f16_rne_bits(mm.x) << 16u);
 }

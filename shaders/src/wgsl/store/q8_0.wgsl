@@ -14,5 +14,5 @@ fn store_block(src: u32, dst: u32) {
         }
         cache[dst + w] = word;
     }
-    cache[dst + 8u] = f16_bits(div_rn(amax, 127.0));
+    cache[dst + 8u] = f16_rne_bits(div_rn(amax, 127.0));
 }
