@@ -95,32 +95,49 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .collect()
 }
 
-/// The adapter `wanted` names: an index in [`list_adapters`]'s order, `<backend><n>` (the
-/// n-th adapter of that backend, as llama.cpp names devices: `Vulkan0`), or a part of its name.
+/// llama.cpp's name for adapter `i` of `adapters`: its backend and its rank among that
+/// backend's adapters (`Vulkan0`).
+pub fn device_name(adapters: &[AdapterSummary], i: usize) -> String {
+    let backend = &adapters[i].backend;
+    let nth = adapters[..i]
+        .iter()
+        .filter(|a| a.backend == *backend)
+        .count();
+    let mut name = backend.clone();
+    if let Some(first) = name.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    format!("{name}{nth}")
+}
+
+/// The adapter `wanted` names: an index in [`list_adapters`]'s order, its [`device_name`]
+/// (`Vulkan0`), or a part of its name.
 #[cfg(not(target_arch = "wasm32"))]
 async fn pick_adapter(wanted: &str) -> Result<wgpu::Adapter> {
     let adapters = instance().enumerate_adapters(wgpu::Backends::all()).await;
-    let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
+    let summaries: Vec<AdapterSummary> = adapters
+        .iter()
+        .map(|a| AdapterSummary::new(&a.get_info(), &a.limits(), a.features()))
+        .collect();
     let w = wanted.trim().to_ascii_lowercase();
-    let by_backend = |i: usize| {
-        let backend = format!("{:?}", infos[i].backend).to_ascii_lowercase();
-        let nth = infos[..i]
-            .iter()
-            .filter(|o| o.backend == infos[i].backend)
-            .count();
-        format!("{backend}{nth}")
-    };
+    let n = summaries.len();
     let found = w
         .parse::<usize>()
         .ok()
-        .filter(|&i| i < infos.len())
-        .or_else(|| (0..infos.len()).find(|&i| by_backend(i) == w))
-        .or_else(|| (0..infos.len()).find(|&i| infos[i].name.to_ascii_lowercase().contains(&w)));
+        .filter(|&i| i < n)
+        .or_else(|| (0..n).find(|&i| device_name(&summaries, i).eq_ignore_ascii_case(&w)))
+        .or_else(|| (0..n).find(|&i| summaries[i].name.to_ascii_lowercase().contains(&w)));
     match found {
         Some(i) => Ok(adapters.into_iter().nth(i).expect("index in range")),
         None => {
-            let names: Vec<String> = (0..infos.len())
-                .map(|i| format!("{i}: {} ({})", infos[i].name, by_backend(i)))
+            let names: Vec<String> = (0..n)
+                .map(|i| {
+                    format!(
+                        "{i}: {} ({})",
+                        summaries[i].name,
+                        device_name(&summaries, i)
+                    )
+                })
                 .collect();
             Err(Error::Unsupported(format!(
                 "--device {wanted}: no such adapter (have: {})",

@@ -16,18 +16,12 @@ pub fn run(_args: DevicesArgs) -> Result<()> {
         return Ok(());
     }
     for (i, a) in adapters.iter().enumerate() {
-        // llama.cpp's device name: the backend and the adapter's rank among that backend's.
-        let nth = adapters[..i]
-            .iter()
-            .filter(|o| o.backend == a.backend)
-            .count();
-        let mut backend = a.backend.clone();
-        if let Some(first) = backend.get_mut(0..1) {
-            first.make_ascii_uppercase();
-        }
         println!(
-            "{i}: {} ({}, {}) --device {i} or {backend}{nth}",
-            a.name, a.backend, a.device_type
+            "{i}: {} ({}, {}) --device {i} or {}",
+            a.name,
+            a.backend,
+            a.device_type,
+            sluice_shaders::gpu::device_name(&adapters, i)
         );
         if !a.driver.is_empty() {
             println!("   driver: {}", a.driver);
