@@ -105,7 +105,9 @@ unsafe fn unsigned_blocks<const N: usize>(
     decode: impl Fn(*const u8) -> __m256i,
 ) -> [f32; N] {
     let mut acc = [[_mm256_setzero_ps(); 2]; N];
-    let mut mins = [0.0f32; N];
+    // Lane 1 sums m_w·s_a (lane 0 holds d_w·d_a products, unused): the scale pairs (d, m) and
+    // (d, s) are adjacent f16s, so one conversion and one multiply serve both terms.
+    let mut mins = [[_mm_setzero_ps(); 2]; N];
     // Even and odd blocks into separate accumulators. A macro, not a closure: LLVM kept the
     // closure out of line (a call per block, accumulators through memory), and a constant
     // `half` keeps them in registers.
@@ -114,13 +116,14 @@ unsafe fn unsigned_blocks<const N: usize>(
             let b = $b;
             let x = w.add(b * block);
             let u = decode(x);
-            let (dw, mw) = (rd_f16(x), rd_f16(x.add(2)));
+            let dm = rd_f16x2(x);
             for j in 0..N {
                 let yb = y[j].add(b * Q8_1);
                 let sum = dot_u8_lanes(u, ld256(yb.add(4)));
-                let d = _mm256_set1_ps(dw * rd_f16(yb));
+                let prod = _mm_mul_ps(dm, rd_f16x2(yb));
+                let d = _mm256_broadcastss_ps(prod);
                 acc[j][$half] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j][$half]);
-                mins[j] += mw * rd_f16(yb.add(2));
+                mins[j][$half] = _mm_add_ps(mins[j][$half], prod);
             }
         }};
     }
@@ -135,7 +138,9 @@ unsafe fn unsigned_blocks<const N: usize>(
     }
     let mut out = [0.0f32; N];
     for j in 0..N {
-        out[j] = hsum_ps(_mm256_add_ps(acc[j][0], acc[j][1])) + mins[j];
+        let m = _mm_add_ps(mins[j][0], mins[j][1]);
+        out[j] = hsum_ps(_mm256_add_ps(acc[j][0], acc[j][1]))
+            + _mm_cvtss_f32(_mm_movehdup_ps(m));
     }
     out
 }
