@@ -79,6 +79,11 @@ pub fn kernels_for(isa: Isa) -> Option<&'static [DotKernel]> {
             static T: OnceLock<Vec<DotKernel>> = OnceLock::new();
             Some(T.get_or_init(|| super::x86::table(KERNELS)))
         }
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => {
+            static T: OnceLock<Vec<DotKernel>> = OnceLock::new();
+            Some(T.get_or_init(|| super::neon::table(KERNELS)))
+        }
         #[allow(unreachable_patterns)]
         _ => None,
     }

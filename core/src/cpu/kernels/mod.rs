@@ -52,6 +52,8 @@ mod dot_iquants;
 mod dot_kquants;
 mod dot_legacy;
 mod isa;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod store;
 #[cfg(target_arch = "x86_64")]
 mod x86;
