@@ -57,7 +57,7 @@ pub(crate) fn quantize_activation_isa(
     };
     check_len(act, x.len(), out.len(), "activation output")?;
     #[cfg(target_arch = "x86_64")]
-    if isa == super::Isa::Avx2 && super::x86::quantize(act, x, out) {
+    if isa.is_x86() && super::x86::quantize(act, x, out) {
         return Ok(());
     }
     let _ = isa;

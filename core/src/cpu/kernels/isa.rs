@@ -11,6 +11,9 @@ pub enum Isa {
     Scalar,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
+    /// x86-64 with AVX2 and AVX-512 F/BW/VL + VNNI: the AVX2 kernels compiled with 32 vector
+    /// registers and VNNI byte dot products (see `x86`'s module docs).
+    Avx512,
     /// aarch64 Advanced SIMD (baseline on every aarch64 CPU).
     Neon,
     /// wasm32 built with `-C target-feature=+simd128`.
@@ -22,6 +25,7 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
             Isa::Neon => "neon",
             Isa::Simd128 => "simd128",
         }
@@ -33,6 +37,8 @@ impl Isa {
             Isa::Scalar => true,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => super::x86::available(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => super::x86::available_wide(),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => true,
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -42,9 +48,14 @@ impl Isa {
         }
     }
 
-    /// Every ISA this process can run, the scalar one first.
+    /// Whether the ISA is one of the x86-64 builds (which share the activation converters).
+    pub fn is_x86(self) -> bool {
+        matches!(self, Isa::Avx2 | Isa::Avx512)
+    }
+
+    /// Every ISA this process can run, the scalar one first (the best last).
     pub fn all_available() -> Vec<Isa> {
-        [Isa::Scalar, Isa::Avx2, Isa::Neon, Isa::Simd128]
+        [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon, Isa::Simd128]
             .into_iter()
             .filter(|i| i.available())
             .collect()
@@ -52,7 +63,7 @@ impl Isa {
 }
 
 /// The ISA the backend uses: the best available, unless `SLUICE_CPU_ISA` names another
-/// available one (`scalar`, `avx2`, `neon`, `simd128`).
+/// available one (`scalar`, `avx2`, `avx512`, `neon`, `simd128`).
 pub fn active_isa() -> Isa {
     static ACTIVE: OnceLock<Isa> = OnceLock::new();
     *ACTIVE.get_or_init(|| {
@@ -77,7 +88,12 @@ pub fn kernels_for(isa: Isa) -> Option<&'static [DotKernel]> {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {
             static T: OnceLock<Vec<DotKernel>> = OnceLock::new();
-            Some(T.get_or_init(|| super::x86::table(KERNELS)))
+            Some(T.get_or_init(|| super::x86::table(KERNELS, false)))
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            static T: OnceLock<Vec<DotKernel>> = OnceLock::new();
+            Some(T.get_or_init(|| super::x86::table(KERNELS, true)))
         }
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => {

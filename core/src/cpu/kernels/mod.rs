@@ -171,7 +171,7 @@ kernels! {
 pub fn row_to_f32(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
     #[cfg(target_arch = "x86_64")]
     if ty == GgmlType::F16
-        && active_isa() == Isa::Avx2
+        && active_isa().is_x86()
         && bytes.len() == 2 * out.len()
         && x86::f16_row(bytes, out)
     {
@@ -184,7 +184,7 @@ pub fn row_to_f32(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
 /// differ from the scalar loop's separate multiply and add).
 pub fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    if active_isa() == Isa::Avx2 && x86::axpy(acc, a, x) {
+    if active_isa().is_x86() && x86::axpy(acc, a, x) {
         return;
     }
     acc.iter_mut().zip(x).for_each(|(o, &v)| *o += a * v);

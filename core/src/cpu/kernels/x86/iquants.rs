@@ -62,7 +62,8 @@ unsafe fn finish_block<const N: usize>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn iq2_xxs<const N: usize>(
+#[inline]
+pub(super) unsafe fn iq2_xxs<const N: usize, const W: bool>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],
@@ -96,7 +97,8 @@ pub(super) unsafe fn iq2_xxs<const N: usize>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn iq2_xs<const N: usize>(
+#[inline]
+pub(super) unsafe fn iq2_xs<const N: usize, const W: bool>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],
@@ -130,7 +132,12 @@ pub(super) unsafe fn iq2_xs<const N: usize>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn iq2_s<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+#[inline]
+pub(super) unsafe fn iq2_s<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * 82);
@@ -156,7 +163,8 @@ pub(super) unsafe fn iq2_s<const N: usize>(nb: usize, w: *const u8, y: [*const u
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn iq3_xxs<const N: usize>(
+#[inline]
+pub(super) unsafe fn iq3_xxs<const N: usize, const W: bool>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],
@@ -186,7 +194,12 @@ pub(super) unsafe fn iq3_xxs<const N: usize>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn iq3_s<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+#[inline]
+pub(super) unsafe fn iq3_s<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * 110);
@@ -225,7 +238,12 @@ unsafe fn iq1_codes(idx: [usize; 4], minus: [bool; 4]) -> __m256i {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn iq1_s<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+#[inline]
+pub(super) unsafe fn iq1_s<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let mut acc = [_mm256_setzero_ps(); N];
     let ones = _mm256_set1_epi8(1);
     for b in 0..nb {
@@ -260,7 +278,12 @@ pub(super) unsafe fn iq1_s<const N: usize>(nb: usize, w: *const u8, y: [*const u
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn iq1_m<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+#[inline]
+pub(super) unsafe fn iq1_m<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let mut acc = [_mm256_setzero_ps(); N];
     let ones = _mm256_set1_epi8(1);
     for b in 0..nb {

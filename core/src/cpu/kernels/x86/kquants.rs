@@ -41,7 +41,12 @@ unsafe fn pairs_u8(v: u64) -> __m256i {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q2_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+#[inline]
+pub(super) unsafe fn q2_k<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let m4 = _mm_set1_epi8(0x0f);
     let m3 = _mm256_set1_epi8(3);
     let mut acc = [_mm256_setzero_ps(); N];
@@ -90,7 +95,12 @@ unsafe fn q3_k_scales(p: *const u8) -> __m256i {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q3_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+#[inline]
+pub(super) unsafe fn q3_k<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let m3 = _mm256_set1_epi8(3);
     let four = _mm256_set1_epi8(4);
     let mut acc = [_mm256_setzero_ps(); N];
@@ -187,13 +197,23 @@ unsafe fn k4<const N: usize>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q4_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+#[inline]
+pub(super) unsafe fn q4_k<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let zero = _mm256_setzero_si256();
     k4(nb, w, y, 144, 16, |_, _| (zero, zero))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q5_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+#[inline]
+pub(super) unsafe fn q5_k<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let sixteen = _mm256_set1_epi8(16);
     k4(nb, w, y, 176, 48, |x, c| {
         let qh = ld256(x.add(16));
@@ -206,7 +226,12 @@ pub(super) unsafe fn q5_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q6_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+#[inline]
+pub(super) unsafe fn q6_k<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let m4 = _mm256_set1_epi8(0x0f);
     let m30 = _mm256_set1_epi8(0x30);
     let mut acc = [_mm256_setzero_ps(); N];
@@ -260,7 +285,8 @@ pub(super) unsafe fn q6_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn iq4_xs<const N: usize>(
+#[inline]
+pub(super) unsafe fn iq4_xs<const N: usize, const W: bool>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],

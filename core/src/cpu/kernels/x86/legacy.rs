@@ -4,7 +4,9 @@
 //! Per block: the weight codes become 32 signed (or unsigned) bytes, the exact integer dot with
 //! the activation codes lands in eight i32 lanes, and `d_w·d_a` times those lanes (converted
 //! to f32) is added to eight f32 lane sums with FMA; the lanes are added at the end of the row.
-//! Each kernel takes `N` activation rows and decodes every weight block once for all of them.
+//! Each kernel takes `N` activation rows and decodes every weight block once for all of them;
+//! with `W` (the AVX-512 build, see `mod.rs`) the byte dot products are single VNNI
+//! instructions.
 
 use super::util::*;
 use crate::quant::grids::KVALUES_IQ4NL;
@@ -17,7 +19,7 @@ const Q8_1: usize = 36;
 /// activation is Q8_0: `decode(x)` → (codes, weight scale).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn signed_blocks<const N: usize>(
+unsafe fn signed_blocks<const N: usize, const W: bool>(
     nb: usize,
     w: *const u8,
     block: usize,
@@ -26,50 +28,65 @@ unsafe fn signed_blocks<const N: usize>(
 ) -> [f32; N] {
     // Two accumulators per row (even and odd blocks) halve the FMA latency chain.
     let mut acc = [[_mm256_setzero_ps(); 2]; N];
-    let step = |acc: &mut [[__m256; 2]; N], b: usize, half: usize| {
-        let (codes, dw) = decode(w.add(b * block));
-        let abs = _mm256_sign_epi8(codes, codes);
-        for j in 0..N {
-            let yb = y[j].add(b * Q8_0);
-            let yq = _mm256_sign_epi8(ld256(yb.add(2)), codes);
-            let sum = _mm256_madd_epi16(_mm256_maddubs_epi16(abs, yq), _mm256_set1_epi16(1));
-            let d = _mm256_set1_ps(dw * rd_f16(yb));
-            acc[j][half] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j][half]);
-        }
-    };
+    // A macro with a constant `half`, not a closure (see `unsigned_blocks`).
+    macro_rules! block {
+        ($b:expr, $half:literal) => {{
+            let b = $b;
+            let (codes, dw) = decode(w.add(b * block));
+            let abs = _mm256_sign_epi8(codes, codes);
+            for j in 0..N {
+                let yb = y[j].add(b * Q8_0);
+                let yq = _mm256_sign_epi8(ld256(yb.add(2)), codes);
+                let sum = dot_u8_lanes::<W>(abs, yq);
+                let d = _mm256_set1_ps(dw * rd_f16(yb));
+                acc[j][$half] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j][$half]);
+            }
+        }};
+    }
     let mut b = 0;
     while b + 1 < nb {
-        step(&mut acc, b, 0);
-        step(&mut acc, b + 1, 1);
+        block!(b, 0);
+        block!(b + 1, 1);
         b += 2;
     }
     if b < nb {
-        step(&mut acc, b, 0);
+        block!(b, 0);
     }
     acc.map(|a| hsum_ps(_mm256_add_ps(a[0], a[1])))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q8_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
-    signed_blocks(nb, w, 34, y, |x| (ld256(x.add(2)), rd_f16(x)))
+#[inline]
+pub(super) unsafe fn q8_0<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
+    signed_blocks::<N, W>(nb, w, 34, y, |x| (ld256(x.add(2)), rd_f16(x)))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q4_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
-    signed_blocks(nb, w, 18, y, |x| {
+#[inline]
+pub(super) unsafe fn q4_0<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
+    signed_blocks::<N, W>(nb, w, 18, y, |x| {
         let codes = _mm256_sub_epi8(nibbles(x.add(2)), _mm256_set1_epi8(8));
         (codes, rd_f16(x))
     })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn iq4_nl<const N: usize>(
+#[inline]
+pub(super) unsafe fn iq4_nl<const N: usize, const W: bool>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],
 ) -> [f32; N] {
     let table = _mm256_broadcastsi128_si256(ld128(KVALUES_IQ4NL.as_ptr() as *const u8));
-    signed_blocks(nb, w, 18, y, |x| {
+    signed_blocks::<N, W>(nb, w, 18, y, |x| {
         (_mm256_shuffle_epi8(table, nibbles(x.add(2))), rd_f16(x))
     })
 }
@@ -87,8 +104,13 @@ unsafe fn fifth_bits(bits: u32) -> __m256i {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q5_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
-    signed_blocks(nb, w, 22, y, |x| {
+#[inline]
+pub(super) unsafe fn q5_0<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
+    signed_blocks::<N, W>(nb, w, 22, y, |x| {
         let u = _mm256_or_si256(nibbles(x.add(6)), fifth_bits(rd_u32(x.add(2))));
         (_mm256_sub_epi8(u, _mm256_set1_epi8(16)), rd_f16(x))
     })
@@ -97,7 +119,7 @@ pub(super) unsafe fn q5_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8
 /// Q4_1 / Q5_1 with Q8_1 activations: unsigned codes, `Σ d_w·d_a·Σu·q + m_w·s_a`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn unsigned_blocks<const N: usize>(
+unsafe fn unsigned_blocks<const N: usize, const W: bool>(
     nb: usize,
     w: *const u8,
     block: usize,
@@ -119,7 +141,7 @@ unsafe fn unsigned_blocks<const N: usize>(
             let dm = rd_f16x2(x);
             for j in 0..N {
                 let yb = y[j].add(b * Q8_1);
-                let sum = dot_u8_lanes(u, ld256(yb.add(4)));
+                let sum = dot_u8_lanes::<W>(u, ld256(yb.add(4)));
                 let prod = _mm_mul_ps(dm, rd_f16x2(yb));
                 let d = _mm256_broadcastss_ps(prod);
                 acc[j][$half] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[j][$half]);
@@ -139,20 +161,29 @@ unsafe fn unsigned_blocks<const N: usize>(
     let mut out = [0.0f32; N];
     for j in 0..N {
         let m = _mm_add_ps(mins[j][0], mins[j][1]);
-        out[j] = hsum_ps(_mm256_add_ps(acc[j][0], acc[j][1]))
-            + _mm_cvtss_f32(_mm_movehdup_ps(m));
+        out[j] = hsum_ps(_mm256_add_ps(acc[j][0], acc[j][1])) + _mm_cvtss_f32(_mm_movehdup_ps(m));
     }
     out
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q4_1<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
-    unsigned_blocks(nb, w, 20, y, |x| nibbles(x.add(4)))
+#[inline]
+pub(super) unsafe fn q4_1<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
+    unsigned_blocks::<N, W>(nb, w, 20, y, |x| nibbles(x.add(4)))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q5_1<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
-    unsigned_blocks(nb, w, 24, y, |x| {
+#[inline]
+pub(super) unsafe fn q5_1<const N: usize, const W: bool>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
+    unsigned_blocks::<N, W>(nb, w, 24, y, |x| {
         _mm256_or_si256(nibbles(x.add(8)), fifth_bits(rd_u32(x.add(4))))
     })
 }

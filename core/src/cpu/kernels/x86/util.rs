@@ -109,11 +109,16 @@ pub(super) unsafe fn hsum_epi32(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-/// `Σ u·b` of unsigned `u` (≤ 128) and signed `b` bytes in 32-bit lanes.
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-pub(super) unsafe fn dot_u8_lanes(u: __m256i, b: __m256i) -> __m256i {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(u, b), _mm256_set1_epi16(1))
+/// `Σ u·b` of unsigned `u` (≤ 128) and signed `b` bytes in 32-bit lanes: `vpdpbusd` when `W`
+/// (the caller is compiled with AVX-512 VNNI + VL), else `vpmaddubsw` + `vpmaddwd`. Same
+/// values: with `u ≤ 128` no pair sum reaches `vpmaddubsw`'s i16 saturation.
+#[inline(always)]
+pub(super) unsafe fn dot_u8_lanes<const W: bool>(u: __m256i, b: __m256i) -> __m256i {
+    if W {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, b)
+    } else {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, b), _mm256_set1_epi16(1))
+    }
 }
 
 /// The two 128-bit halves of a 16 × i16 vector, each broadcast to both lanes.
