@@ -25,4 +25,9 @@ fi
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 
 cargo clippy -p sluice-core --release --target "$target" --lib --tests -- -D warnings
-cargo test -p sluice-core --release --target "$target" --lib cpu::kernels
+# Twice: the kernels take the `sdot` path where the CPU has the dot-product extension, else
+# plain widening multiplies. qemu's Cortex-A72 model lacks the extension, Neoverse-N1 has it.
+for cpu in cortex-a72:0 neoverse-n1:1; do
+  echo "neon.sh: cpu::kernels tests on qemu -cpu ${cpu%:*}" >&2
+  QEMU_CPU=${cpu%:*} SLUICE_EXPECT_SDOT=${cpu#*:} cargo test -p sluice-core --release --target "$target" --lib cpu::kernels -- --show-output
+done

@@ -4,10 +4,10 @@
 //! Per 32-element sub-block the grid entries are gathered into two vectors of 16 magnitudes
 //! and the sign bits become byte masks that negate them (`(v ^ m) − m`), once per weight block
 //! for all activation rows. The signed weights (|v| ≤ 62) times the activation codes are summed
-//! in i16 lanes (at most four products per lane: 4·62·128 < 2¹⁵) and multiplied by the integer
-//! sub-block scale (`2s + 1`) into i32 lanes, so the block sum is an exact integer, as in the
-//! scalar kernels; one FMA per block and activation row adds `d·d_a` times it to four f32
-//! lane sums.
+//! (on the plain path in i16 lanes, at most four products per lane: 4·62·128 < 2¹⁵; with `sdot`
+//! in i32 lanes) and multiplied by the integer sub-block scale (`2s + 1`) into i32 lanes, so
+//! the block sum is an exact integer, as in the scalar kernels; one FMA per block and
+//! activation row adds `d·d_a` times it to four f32 lane sums.
 //!
 //! IQ1_S / IQ1_M carry a ±1/8 offset per group: their codes become `8·grid + δ` (−9..9,
 //! exactly representable and signed, so no shift is needed) and the block sum is scaled by
@@ -44,7 +44,7 @@ unsafe fn signed(
 
 /// Adds `scale·Σ c·q` of one 32-element sub-block at byte `at` to `ints` for every row.
 #[inline(always)]
-unsafe fn sub_block<const N: usize>(
+unsafe fn sub_block<const N: usize, D: Dot>(
     ints: &mut [int32x4_t; N],
     y: &[*const u8; N],
     at: usize,
@@ -53,14 +53,13 @@ unsafe fn sub_block<const N: usize>(
 ) {
     for j in 0..N {
         let yq = y[j].add(at);
-        let p = mla_pairs(mul_pairs(c.0, ld_s8(yq)), c.1, ld_s8(yq.add(16)));
-        ints[j] = add_scaled(ints[j], p, scale);
+        ints[j] = D::scaled32_small(ints[j], c, ld_s8(yq), ld_s8(yq.add(16)), scale);
     }
 }
 
 /// As [`sub_block`] with one scale per 16 elements.
 #[inline(always)]
-unsafe fn sub_block2<const N: usize>(
+unsafe fn sub_block2<const N: usize, D: Dot>(
     ints: &mut [int32x4_t; N],
     y: &[*const u8; N],
     at: usize,
@@ -69,8 +68,8 @@ unsafe fn sub_block2<const N: usize>(
 ) {
     for j in 0..N {
         let yq = y[j].add(at);
-        ints[j] = add_scaled(ints[j], mul_pairs(c.0, ld_s8(yq)), scale.0);
-        ints[j] = add_scaled(ints[j], mul_pairs(c.1, ld_s8(yq.add(16))), scale.1);
+        ints[j] = D::scaled16(ints[j], c.0, ld_s8(yq), scale.0);
+        ints[j] = D::scaled16(ints[j], c.1, ld_s8(yq.add(16)), scale.1);
     }
 }
 
@@ -89,7 +88,7 @@ unsafe fn finish_block<const N: usize>(
     }
 }
 
-pub(super) unsafe fn iq2_xxs<const N: usize>(
+pub(super) unsafe fn iq2_xxs<const N: usize, D: Dot>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],
@@ -106,14 +105,14 @@ pub(super) unsafe fn iq2_xxs<const N: usize>(
             let signs = (ksigns_x2(aux, aux >> 7), ksigns_x2(aux >> 14, aux >> 21));
             let scale = 2 * (aux >> 28) as i16 + 1;
             let at = b * Q8K + 4 + 32 * ib;
-            sub_block(&mut ints, &y, at, signed(mags, signs), scale);
+            sub_block::<N, D>(&mut ints, &y, at, signed(mags, signs), scale);
         }
         finish_block(&mut acc, &ints, &y, b, rd_f16(x));
     }
     acc.map(|a| 0.125 * vaddvq_f32(a))
 }
 
-pub(super) unsafe fn iq2_xs<const N: usize>(
+pub(super) unsafe fn iq2_xs<const N: usize, D: Dot>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],
@@ -133,14 +132,18 @@ pub(super) unsafe fn iq2_xs<const N: usize>(
             let sc = *x.add(66 + ib);
             let scale = (2 * (sc & 15) as i16 + 1, 2 * (sc >> 4) as i16 + 1);
             let at = b * Q8K + 4 + 32 * ib;
-            sub_block2(&mut ints, &y, at, signed(mags, signs), scale);
+            sub_block2::<N, D>(&mut ints, &y, at, signed(mags, signs), scale);
         }
         finish_block(&mut acc, &ints, &y, b, rd_f16(x));
     }
     acc.map(|a| 0.125 * vaddvq_f32(a))
 }
 
-pub(super) unsafe fn iq2_s<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn iq2_s<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let mut acc = [vdupq_n_f32(0.0); N];
     for b in 0..nb {
         let x = w.add(b * 82);
@@ -156,14 +159,14 @@ pub(super) unsafe fn iq2_s<const N: usize>(nb: usize, w: *const u8, y: [*const u
             let sc = *x.add(74 + ib);
             let scale = (2 * (sc & 15) as i16 + 1, 2 * (sc >> 4) as i16 + 1);
             let at = b * Q8K + 4 + 32 * ib;
-            sub_block2(&mut ints, &y, at, signed(mags, signs), scale);
+            sub_block2::<N, D>(&mut ints, &y, at, signed(mags, signs), scale);
         }
         finish_block(&mut acc, &ints, &y, b, rd_f16(x));
     }
     acc.map(|a| 0.125 * vaddvq_f32(a))
 }
 
-pub(super) unsafe fn iq3_xxs<const N: usize>(
+pub(super) unsafe fn iq3_xxs<const N: usize, D: Dot>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],
@@ -183,14 +186,18 @@ pub(super) unsafe fn iq3_xxs<const N: usize>(
             let signs = (ksigns_x2(aux, aux >> 7), ksigns_x2(aux >> 14, aux >> 21));
             let scale = 2 * (aux >> 28) as i16 + 1;
             let at = b * Q8K + 4 + 32 * ib;
-            sub_block(&mut ints, &y, at, signed(mags, signs), scale);
+            sub_block::<N, D>(&mut ints, &y, at, signed(mags, signs), scale);
         }
         finish_block(&mut acc, &ints, &y, b, rd_f16(x));
     }
     acc.map(|a| 0.25 * vaddvq_f32(a))
 }
 
-pub(super) unsafe fn iq3_s<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn iq3_s<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let mut acc = [vdupq_n_f32(0.0); N];
     for b in 0..nb {
         let x = w.add(b * 110);
@@ -208,7 +215,7 @@ pub(super) unsafe fn iq3_s<const N: usize>(nb: usize, w: *const u8, y: [*const u
             let sc = *x.add(106 + ib / 2) >> (4 * (ib % 2));
             let scale = 2 * (sc & 15) as i16 + 1;
             let at = b * Q8K + 4 + 32 * ib;
-            sub_block(&mut ints, &y, at, signed(mags, signs), scale);
+            sub_block::<N, D>(&mut ints, &y, at, signed(mags, signs), scale);
         }
         finish_block(&mut acc, &ints, &y, b, rd_f16(x));
     }
@@ -237,7 +244,11 @@ unsafe fn iq1_codes(idx: [usize; 4], minus: [bool; 4]) -> (int8x16_t, int8x16_t)
     (codes(0, 1), codes(2, 3))
 }
 
-pub(super) unsafe fn iq1_s<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn iq1_s<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let mut acc = [vdupq_n_f32(0.0); N];
     for b in 0..nb {
         let x = w.add(b * 50);
@@ -248,14 +259,18 @@ pub(super) unsafe fn iq1_s<const N: usize>(nb: usize, w: *const u8, y: [*const u
             let minus = qh & 0x8000 != 0;
             let idx = |g: usize| *x.add(2 + 4 * ib + g) as usize | ((qh >> (3 * g)) & 7) << 8;
             let codes = iq1_codes([idx(0), idx(1), idx(2), idx(3)], [minus; 4]);
-            sub_block(&mut ints, &y, b * Q8K + 4 + 32 * ib, codes, ls);
+            sub_block::<N, D>(&mut ints, &y, b * Q8K + 4 + 32 * ib, codes, ls);
         }
         finish_block(&mut acc, &ints, &y, b, 0.125 * rd_f16(x));
     }
     acc.map(|a| vaddvq_f32(a))
 }
 
-pub(super) unsafe fn iq1_m<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn iq1_m<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let mut acc = [vdupq_n_f32(0.0); N];
     for b in 0..nb {
         let x = w.add(b * 56);
@@ -271,7 +286,7 @@ pub(super) unsafe fn iq1_m<const N: usize>(nb: usize, w: *const u8, y: [*const u
             let nib = [h0 & 15, h0 >> 4, h1 & 15, h1 >> 4];
             let idx = |g: usize| *x.add(4 * ib + g) as usize | (nib[g] & 7) << 8;
             let codes = iq1_codes([idx(0), idx(1), idx(2), idx(3)], nib.map(|n| n & 8 != 0));
-            sub_block2(&mut ints, &y, b * Q8K + 4 + 32 * ib, codes, ls);
+            sub_block2::<N, D>(&mut ints, &y, b * Q8K + 4 + 32 * ib, codes, ls);
         }
         finish_block(&mut acc, &ints, &y, b, 0.125 * d);
     }

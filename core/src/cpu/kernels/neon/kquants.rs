@@ -4,11 +4,12 @@
 //! i.e. the 16-element groups 2k and 2k+1. Unlike x86 (whose `maddubs` needs an unsigned
 //! operand), NEON multiplies signed bytes, so the codes are decoded to their signed values
 //! (Q3_K: −4..3, Q6_K: −32..31) and need no offset correction. Per group the products are
-//! summed in i16 lanes and multiplied by the group's integer scale into four i32 lanes, so a
-//! block's integer sum equals the scalar kernel's exactly. Mins (Q2_K, Q4_K, Q5_K) are
-//! `Σ_g min_g·bsum_g` from the activation's group sums. Per block and activation row,
-//! `d·d_a` times the integer lanes and `−dmin·d_a` times the min lanes are added to four f32
-//! lane sums with FMA; the lanes are added at the end of the row.
+//! summed (in i16 lanes, or i32 lanes with `sdot`; see `util::Dot`) and multiplied by the
+//! group's integer scale into four i32 lanes, so a block's integer sum equals the scalar
+//! kernel's exactly. Mins (Q2_K, Q4_K, Q5_K) are `Σ_g min_g·bsum_g` from the activation's group
+//! sums. Per block and activation row, `d·d_a` times the integer lanes and `−dmin·d_a` times the
+//! min lanes are added to four f32 lane sums with FMA; the lanes are added at the end of the
+//! row.
 
 use super::util::*;
 use crate::quant::grids::KVALUES_IQ4NL;
@@ -62,7 +63,7 @@ unsafe fn bits2(v: uint8x16_t, shift: usize) -> uint8x16_t {
 /// Adds the two scaled 16-element groups of chunk `k` (codes `c0`, `c1`) to `ints` for every
 /// activation row. Each i16 lane holds two products (|code|·|q| ≤ 32·128).
 #[inline(always)]
-unsafe fn chunk<const N: usize>(
+unsafe fn chunk<const N: usize, D: Dot>(
     ints: &mut [int32x4_t; N],
     y: &[*const u8; N],
     at: usize,
@@ -71,12 +72,16 @@ unsafe fn chunk<const N: usize>(
 ) {
     for j in 0..N {
         let yq = y[j].add(at);
-        ints[j] = add_scaled(ints[j], mul_pairs(c.0, ld_s8(yq)), s.0);
-        ints[j] = add_scaled(ints[j], mul_pairs(c.1, ld_s8(yq.add(16))), s.1);
+        ints[j] = D::scaled16(ints[j], c.0, ld_s8(yq), s.0);
+        ints[j] = D::scaled16(ints[j], c.1, ld_s8(yq.add(16)), s.1);
     }
 }
 
-pub(super) unsafe fn q2_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn q2_k<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let mut acc = [vdupq_n_f32(0.0); N];
     for b in 0..nb {
         let x = w.add(b * 84);
@@ -99,7 +104,7 @@ pub(super) unsafe fn q2_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8
                     vreinterpretq_s8_u8(bits2(q1, 2 * sh)),
                 );
                 let sk = (s[2 * k] as i16, s[2 * k + 1] as i16);
-                chunk(&mut ints, &y, b * Q8K + 4 + 32 * k, c, sk);
+                chunk::<N, D>(&mut ints, &y, b * Q8K + 4 + 32 * k, c, sk);
             }
         }
         let (d, dmin) = (rd_f16(x.add(80)), rd_f16(x.add(82)));
@@ -112,7 +117,11 @@ pub(super) unsafe fn q2_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8
     acc.map(|a| vaddvq_f32(a))
 }
 
-pub(super) unsafe fn q3_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn q3_k<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let four = vdupq_n_u8(4);
     let mut acc = [vdupq_n_f32(0.0); N];
     for b in 0..nb {
@@ -133,7 +142,7 @@ pub(super) unsafe fn q3_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8
                 };
                 let c = (code(q0, hm0), code(q1, hm1));
                 let sk = (s[2 * k] as i16, s[2 * k + 1] as i16);
-                chunk(&mut ints, &y, b * Q8K + 4 + 32 * k, c, sk);
+                chunk::<N, D>(&mut ints, &y, b * Q8K + 4 + 32 * k, c, sk);
             }
         }
         let d = rd_f16(x.add(108));
@@ -149,7 +158,7 @@ pub(super) unsafe fn q3_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8
 /// high-nibble halves, 16 bytes each), or zero. Codes ≤ 31, so four products per i16 lane stay
 /// below 2¹⁵.
 #[inline(always)]
-unsafe fn k4<const N: usize>(
+unsafe fn k4<const N: usize, D: Dot>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],
@@ -188,10 +197,10 @@ unsafe fn k4<const N: usize>(
             );
             for j in 0..N {
                 let yq = y[j].add(b * Q8K + 4 + 64 * c);
-                let p_lo = mla_pairs(mul_pairs(lo.0, ld_s8(yq)), lo.1, ld_s8(yq.add(16)));
-                let p_hi = mla_pairs(mul_pairs(hi.0, ld_s8(yq.add(32))), hi.1, ld_s8(yq.add(48)));
-                ints[j] = add_scaled(ints[j], p_lo, sc[2 * c]);
-                ints[j] = add_scaled(ints[j], p_hi, sc[2 * c + 1]);
+                let (y0, y1) = (ld_s8(yq), ld_s8(yq.add(16)));
+                ints[j] = D::scaled32_small(ints[j], lo, y0, y1, sc[2 * c]);
+                let (y2, y3) = (ld_s8(yq.add(32)), ld_s8(yq.add(48)));
+                ints[j] = D::scaled32_small(ints[j], hi, y2, y3, sc[2 * c + 1]);
             }
         }
         let (d, dmin) = (rd_f16(x), rd_f16(x.add(2)));
@@ -208,14 +217,22 @@ unsafe fn k4<const N: usize>(
     acc.map(|a| vaddvq_f32(a))
 }
 
-pub(super) unsafe fn q4_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn q4_k<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let zero = vdupq_n_u8(0);
-    k4(nb, w, y, 144, 16, |_, _| [zero; 4])
+    k4::<N, D>(nb, w, y, 144, 16, |_, _| [zero; 4])
 }
 
-pub(super) unsafe fn q5_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn q5_k<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let sixteen = vdupq_n_u8(16);
-    k4(nb, w, y, 176, 48, |x, c| {
+    k4::<N, D>(nb, w, y, 176, 48, |x, c| {
         let (qh0, qh1) = (ld_u8(x.add(16)), ld_u8(x.add(32)));
         let (b_lo, b_hi) = (vdupq_n_u8(1 << (2 * c)), vdupq_n_u8(2 << (2 * c)));
         let bit = |qh: uint8x16_t, m: uint8x16_t| vandq_u8(vtstq_u8(qh, m), sixteen);
@@ -228,7 +245,11 @@ pub(super) unsafe fn q5_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8
     })
 }
 
-pub(super) unsafe fn q6_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn q6_k<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let m4 = vdupq_n_u8(0x0f);
     let m30 = vdupq_n_u8(0x30);
     let off = vdupq_n_s8(32);
@@ -258,7 +279,7 @@ pub(super) unsafe fn q6_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8
                     let g = 2 * (4 * h + sh) + i;
                     for j in 0..N {
                         let yq = ld_s8(y[j].add(b * Q8K + 4 + 16 * g));
-                        ints[j] = add_scaled(ints[j], mul_pairs(*c, yq), s[g] as i16);
+                        ints[j] = D::scaled16(ints[j], *c, yq, s[g] as i16);
                     }
                 }
             }
@@ -272,7 +293,7 @@ pub(super) unsafe fn q6_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8
     acc.map(|a| vaddvq_f32(a))
 }
 
-pub(super) unsafe fn iq4_xs<const N: usize>(
+pub(super) unsafe fn iq4_xs<const N: usize, D: Dot>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],
@@ -295,8 +316,7 @@ pub(super) unsafe fn iq4_xs<const N: usize>(
             for j in 0..N {
                 // Codes up to |−127|: two products per i16 lane, then widened.
                 let yq = y[j].add(b * Q8K + 4 + 32 * ib);
-                let p = vpaddlq_s16(mul_pairs(c0, ld_s8(yq)));
-                let p = vpadalq_s16(p, mul_pairs(c1, ld_s8(yq.add(16))));
+                let p = D::sum32((c0, c1), ld_s8(yq), ld_s8(yq.add(16)));
                 ints[j] = vmlaq_n_s32(ints[j], p, ls);
             }
         }

@@ -35,7 +35,7 @@ unsafe fn fifth_bits(qh: u32) -> (uint8x16_t, uint8x16_t) {
 /// is Q8_0: `decode(x)` → (codes 0..16, codes 16..32, weight scale). `WIDE` widens every
 /// product pair to i32 at once (for Q8_0, whose weight codes may be −128).
 #[inline(always)]
-unsafe fn signed_blocks<const N: usize, const WIDE: bool>(
+unsafe fn signed_blocks<const N: usize, D: Dot, const WIDE: bool>(
     nb: usize,
     w: *const u8,
     block: usize,
@@ -52,9 +52,9 @@ unsafe fn signed_blocks<const N: usize, const WIDE: bool>(
                 let yb = y[j].add(b * Q8_0);
                 let (y0, y1) = (ld_s8(yb.add(2)), ld_s8(yb.add(18)));
                 let sum = if WIDE {
-                    dot16_wide(dot16_wide(vdupq_n_s32(0), c0, y0), c1, y1)
+                    D::sum32_wide((c0, c1), y0, y1)
                 } else {
-                    vpadalq_s16(vpaddlq_s16(mul_pairs(c0, y0)), mul_pairs(c1, y1))
+                    D::sum32((c0, c1), y0, y1)
                 };
                 let d = dw * rd_f16(yb);
                 acc[j][$half] = vfmaq_n_f32(acc[j][$half], vcvtq_f32_s32(sum), d);
@@ -73,15 +73,23 @@ unsafe fn signed_blocks<const N: usize, const WIDE: bool>(
     acc.map(|a| hsum2(a[0], a[1]))
 }
 
-pub(super) unsafe fn q8_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
-    signed_blocks::<N, true>(nb, w, 34, y, |x| {
+pub(super) unsafe fn q8_0<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
+    signed_blocks::<N, D, true>(nb, w, 34, y, |x| {
         (ld_s8(x.add(2)), ld_s8(x.add(18)), rd_f16(x))
     })
 }
 
-pub(super) unsafe fn q4_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn q4_0<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let eight = vdupq_n_s8(8);
-    signed_blocks::<N, false>(nb, w, 18, y, |x| {
+    signed_blocks::<N, D, false>(nb, w, 18, y, |x| {
         let (lo, hi) = nibbles(x.add(2));
         (
             vsubq_s8(vreinterpretq_s8_u8(lo), eight),
@@ -91,21 +99,25 @@ pub(super) unsafe fn q4_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8
     })
 }
 
-pub(super) unsafe fn iq4_nl<const N: usize>(
+pub(super) unsafe fn iq4_nl<const N: usize, D: Dot>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],
 ) -> [f32; N] {
     let table = ld_s8(KVALUES_IQ4NL.as_ptr() as *const u8);
-    signed_blocks::<N, false>(nb, w, 18, y, |x| {
+    signed_blocks::<N, D, false>(nb, w, 18, y, |x| {
         let (lo, hi) = nibbles(x.add(2));
         (vqtbl1q_s8(table, lo), vqtbl1q_s8(table, hi), rd_f16(x))
     })
 }
 
-pub(super) unsafe fn q5_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn q5_0<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     let sixteen = vdupq_n_s8(16);
-    signed_blocks::<N, false>(nb, w, 22, y, |x| {
+    signed_blocks::<N, D, false>(nb, w, 22, y, |x| {
         let (lo, hi) = nibbles(x.add(6));
         let (h0, h1) = fifth_bits(rd_u32(x.add(2)));
         (
@@ -119,7 +131,7 @@ pub(super) unsafe fn q5_0<const N: usize>(nb: usize, w: *const u8, y: [*const u8
 /// Q4_1 / Q5_1 with Q8_1 activations: unsigned codes, `Σ d_w·d_a·Σu·q + m_w·s_a`. The min
 /// terms go to a separate f32 sum per row, added to the lane sum at the end.
 #[inline(always)]
-unsafe fn unsigned_blocks<const N: usize>(
+unsafe fn unsigned_blocks<const N: usize, D: Dot>(
     nb: usize,
     w: *const u8,
     block: usize,
@@ -137,8 +149,7 @@ unsafe fn unsigned_blocks<const N: usize>(
             let (dw, mw) = (rd_f16(x), rd_f16(x.add(2)));
             for j in 0..N {
                 let yb = y[j].add(b * Q8_1);
-                let p = mla_pairs(mul_pairs(u0, ld_s8(yb.add(4))), u1, ld_s8(yb.add(20)));
-                let sum = vpaddlq_s16(p);
+                let sum = D::sum32_small((u0, u1), ld_s8(yb.add(4)), ld_s8(yb.add(20)));
                 acc[j][$half] = vfmaq_n_f32(acc[j][$half], vcvtq_f32_s32(sum), dw * rd_f16(yb));
                 mins[j][$half] += mw * rd_f16(yb.add(2));
             }
@@ -160,14 +171,22 @@ unsafe fn unsigned_blocks<const N: usize>(
     out
 }
 
-pub(super) unsafe fn q4_1<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn q4_1<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     // Codes ≤ 15: four products per i16 lane stay below 2¹⁵.
-    unsigned_blocks(nb, w, 20, y, |x| nibbles(x.add(4)))
+    unsigned_blocks::<N, D>(nb, w, 20, y, |x| nibbles(x.add(4)))
 }
 
-pub(super) unsafe fn q5_1<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+pub(super) unsafe fn q5_1<const N: usize, D: Dot>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+) -> [f32; N] {
     // Codes ≤ 31: four products per i16 lane ≤ 4·31·128 < 2¹⁵.
-    unsigned_blocks(nb, w, 24, y, |x| {
+    unsigned_blocks::<N, D>(nb, w, 24, y, |x| {
         let (lo, hi) = nibbles(x.add(8));
         let (h0, h1) = fifth_bits(rd_u32(x.add(4)));
         (vorrq_u8(lo, h0), vorrq_u8(hi, h1))

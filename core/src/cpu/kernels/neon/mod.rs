@@ -13,8 +13,13 @@
 //! the lanes added at the end of the row. The plain float types (F32, F16, BF16) and the rarer
 //! formats (MXFP4, NVFP4, Q1_0, Q2_0, TQ1_0, TQ2_0) keep the scalar kernels.
 //!
-//! The integer products use widening `vmull_s8` multiplies, which every aarch64 CPU has; the
-//! `sdot` instruction of the optional dot-product extension is not used.
+//! The integer products take one of two paths, chosen per call from a cached feature check:
+//! the `sdot` instruction of the dot-product extension (FEAT_DotProd: Apple M1 and later,
+//! Neoverse, Cortex-A76 and later) where the CPU has it, else widening `smull`/`smlal`
+//! multiplies, which every aarch64 CPU has. Each kernel is generic over the path
+//! ([`util::Dot`]); both give the same integers, spread differently over the i32 lanes, so the
+//! two may differ in the last bits of the float sum. `tests/cross/neon.sh` runs the tests under
+//! qemu once with a CPU model that lacks the extension and once with one that has it.
 
 mod iquants;
 mod kquants;
@@ -23,6 +28,13 @@ mod util;
 
 use super::{DotKernel, VecDotFn, VecDotMultiFn};
 use crate::quant::GgmlType;
+
+/// Whether the CPU has the dot-product extension (`sdot`), e.g. Apple M1 and later, Neoverse,
+/// Cortex-A76 and later. Detected once by the standard library and cached there.
+#[inline(always)]
+pub(crate) fn has_dotprod() -> bool {
+    std::arch::is_aarch64_feature_detected!("dotprod")
+}
 
 /// Whole blocks present in a weight row and in `n_acts` activation rows `stride` bytes apart.
 #[inline(always)]
@@ -50,10 +62,20 @@ macro_rules! wrap {
         pub(super) mod $f {
             use super::*;
 
+            /// The kernel for `N` rows, on this CPU's integer dot-product path.
+            #[inline(always)]
+            unsafe fn run<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+                if has_dotprod() {
+                    $mod_::$f::<N, util::SDot>(nb, w, y)
+                } else {
+                    $mod_::$f::<N, util::Plain>(nb, w, y)
+                }
+            }
+
             pub(crate) fn dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
                 let nb = blocks(n, $elems, w, $wblock, a, $ablock, 0, 1);
                 // SAFETY: NEON is baseline on aarch64; `nb` blocks fit in both slices.
-                unsafe { $mod_::$f::<1>(nb, w.as_ptr(), [a.as_ptr()])[0] }
+                unsafe { run::<1>(nb, w.as_ptr(), [a.as_ptr()])[0] }
             }
 
             pub(crate) fn multi(n: usize, w: &[u8], a: &[u8], stride: usize, out: &mut [f32]) {
@@ -65,18 +87,17 @@ macro_rules! wrap {
                 // nb = 0 no row pointer is read).
                 unsafe {
                     while r + 4 <= rows {
-                        let v =
-                            $mod_::$f::<4>(nb, w.as_ptr(), [p(r), p(r + 1), p(r + 2), p(r + 3)]);
+                        let v = run::<4>(nb, w.as_ptr(), [p(r), p(r + 1), p(r + 2), p(r + 3)]);
                         out[r..r + 4].copy_from_slice(&v);
                         r += 4;
                     }
                     if r + 2 <= rows {
-                        let v = $mod_::$f::<2>(nb, w.as_ptr(), [p(r), p(r + 1)]);
+                        let v = run::<2>(nb, w.as_ptr(), [p(r), p(r + 1)]);
                         out[r..r + 2].copy_from_slice(&v);
                         r += 2;
                     }
                     if r < rows {
-                        out[r] = $mod_::$f::<1>(nb, w.as_ptr(), [p(r)])[0];
+                        out[r] = run::<1>(nb, w.as_ptr(), [p(r)])[0];
                     }
                 }
             }
@@ -170,5 +191,10 @@ mod tests {
             .count();
         assert_eq!(n, 19);
         assert!(t.iter().any(|k| k.weight == GgmlType::IQ1_M));
+        eprintln!("neon kernels: sdot path {}", super::has_dotprod());
+        // tests/cross/neon.sh says which path the emulated CPU must take.
+        if let Ok(want) = std::env::var("SLUICE_EXPECT_SDOT") {
+            assert_eq!(super::has_dotprod(), want == "1", "dotprod detection");
+        }
     }
 }

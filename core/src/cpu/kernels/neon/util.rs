@@ -2,11 +2,12 @@
 //! pointers, f16 widening, the exact signed 8-bit products and the sign masks of the grid
 //! i-quants.
 //!
-//! The integer products never leave exact arithmetic: `vmull_s8` forms i16 products, at most
-//! two (or four, where the codes are small enough; see each caller) are added per i16 lane, and
-//! the lanes are widened to i32 (`vpadalq_s16` or a multiply-accumulate by the group's integer
-//! scale) before anything else is added. With activation codes in −127..=127, as the Q8
-//! quantizers produce, no i16 lane can overflow.
+//! The integer products never leave exact arithmetic. On the plain path ([`Plain`]) `vmull_s8`
+//! forms i16 products, at most two (or four, where the codes are small enough; see [`Dot`]) are
+//! added per i16 lane, and the lanes are widened to i32 (`vpadalq_s16` or a multiply-accumulate
+//! by the group's integer scale) before anything else is added. With activation codes in
+//! −127..=127, as the Q8 quantizers produce, no i16 lane can overflow. The `sdot` path
+//! ([`SDot`]) sums four products straight into each i32 lane.
 //!
 //! The functions are `unsafe`: the pointer readers because callers guarantee that each pointer
 //! is valid for the bytes read, the others because NEON intrinsics may only be called from
@@ -92,6 +93,112 @@ pub(super) unsafe fn add_scaled(acc: int32x4_t, p: int16x8_t, scale: i16) -> int
 pub(super) unsafe fn dot16_wide(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     let acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));
     vpadalq_s16(acc, vmull_high_s8(a, b))
+}
+
+/// How a kernel forms the exact i32 sums of signed byte products: plain NEON widening
+/// multiplies ([`Plain`]) or the `sdot` instruction of the dot-product extension ([`SDot`]).
+/// Both give the same integers; only how they are spread over the four i32 lanes differs, so
+/// results may differ in the last bits of the float sums (each path is checked against the
+/// scalar kernels).
+pub(super) trait Dot {
+    /// Σ a·b of 32 products in four i32 lanes, for codes with |a| ≤ 127 (two products per i16
+    /// lane on the plain path).
+    unsafe fn sum32(a: (int8x16_t, int8x16_t), b0: int8x16_t, b1: int8x16_t) -> int32x4_t;
+    /// As [`Dot::sum32`] for any bytes, −128 included.
+    unsafe fn sum32_wide(a: (int8x16_t, int8x16_t), b0: int8x16_t, b1: int8x16_t) -> int32x4_t;
+    /// As [`Dot::sum32`] for codes with |a| ≤ 63 (four products per i16 lane on the plain path).
+    unsafe fn sum32_small(a: (int8x16_t, int8x16_t), b0: int8x16_t, b1: int8x16_t) -> int32x4_t;
+    /// `acc + scale·Σ a·b` over 16 products (|a| ≤ 127).
+    unsafe fn scaled16(acc: int32x4_t, a: int8x16_t, b: int8x16_t, scale: i16) -> int32x4_t;
+    /// `acc + scale·Σ a·b` over 32 products (|a| ≤ 63).
+    unsafe fn scaled32_small(
+        acc: int32x4_t,
+        a: (int8x16_t, int8x16_t),
+        b0: int8x16_t,
+        b1: int8x16_t,
+        scale: i16,
+    ) -> int32x4_t;
+}
+
+/// Widening multiplies (`smull`/`smlal`), available on every aarch64 CPU.
+pub(super) struct Plain;
+
+impl Dot for Plain {
+    #[inline(always)]
+    unsafe fn sum32(a: (int8x16_t, int8x16_t), b0: int8x16_t, b1: int8x16_t) -> int32x4_t {
+        vpadalq_s16(vpaddlq_s16(mul_pairs(a.0, b0)), mul_pairs(a.1, b1))
+    }
+    #[inline(always)]
+    unsafe fn sum32_wide(a: (int8x16_t, int8x16_t), b0: int8x16_t, b1: int8x16_t) -> int32x4_t {
+        dot16_wide(dot16_wide(vdupq_n_s32(0), a.0, b0), a.1, b1)
+    }
+    #[inline(always)]
+    unsafe fn sum32_small(a: (int8x16_t, int8x16_t), b0: int8x16_t, b1: int8x16_t) -> int32x4_t {
+        vpaddlq_s16(mla_pairs(mul_pairs(a.0, b0), a.1, b1))
+    }
+    #[inline(always)]
+    unsafe fn scaled16(acc: int32x4_t, a: int8x16_t, b: int8x16_t, scale: i16) -> int32x4_t {
+        add_scaled(acc, mul_pairs(a, b), scale)
+    }
+    #[inline(always)]
+    unsafe fn scaled32_small(
+        acc: int32x4_t,
+        a: (int8x16_t, int8x16_t),
+        b0: int8x16_t,
+        b1: int8x16_t,
+        scale: i16,
+    ) -> int32x4_t {
+        add_scaled(acc, mla_pairs(mul_pairs(a.0, b0), a.1, b1), scale)
+    }
+}
+
+/// The `sdot` instruction (Armv8.2 dot-product extension, FEAT_DotProd): four products per i32
+/// lane in one instruction. Callers check `is_aarch64_feature_detected!("dotprod")`.
+pub(super) struct SDot;
+
+/// `acc + Σ` of four adjacent products per i32 lane. Inline assembly because the `vdotq_s32`
+/// intrinsic is not yet stable; the directive lets the assembler accept the instruction in any
+/// function (the caller guarantees the CPU has it).
+#[inline(always)]
+unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    std::arch::asm!(
+        ".arch_extension dotprod",
+        "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+        acc = inout(vreg) acc,
+        a = in(vreg) a,
+        b = in(vreg) b,
+        options(pure, nomem, nostack, preserves_flags),
+    );
+    acc
+}
+
+impl Dot for SDot {
+    #[inline(always)]
+    unsafe fn sum32(a: (int8x16_t, int8x16_t), b0: int8x16_t, b1: int8x16_t) -> int32x4_t {
+        sdot(sdot(vdupq_n_s32(0), a.0, b0), a.1, b1)
+    }
+    #[inline(always)]
+    unsafe fn sum32_wide(a: (int8x16_t, int8x16_t), b0: int8x16_t, b1: int8x16_t) -> int32x4_t {
+        Self::sum32(a, b0, b1)
+    }
+    #[inline(always)]
+    unsafe fn sum32_small(a: (int8x16_t, int8x16_t), b0: int8x16_t, b1: int8x16_t) -> int32x4_t {
+        Self::sum32(a, b0, b1)
+    }
+    #[inline(always)]
+    unsafe fn scaled16(acc: int32x4_t, a: int8x16_t, b: int8x16_t, scale: i16) -> int32x4_t {
+        vmlaq_n_s32(acc, sdot(vdupq_n_s32(0), a, b), scale as i32)
+    }
+    #[inline(always)]
+    unsafe fn scaled32_small(
+        acc: int32x4_t,
+        a: (int8x16_t, int8x16_t),
+        b0: int8x16_t,
+        b1: int8x16_t,
+        scale: i16,
+    ) -> int32x4_t {
+        vmlaq_n_s32(acc, Self::sum32(a, b0, b1), scale as i32)
+    }
 }
 
 /// Sixteen bytes with bit `j % 8` of byte `j / 8` of `bits` tested: 0xff where set, else 0.
