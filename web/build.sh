@@ -25,8 +25,7 @@ if [ "$HAVE" != "$WANT" ]; then
   cargo install wasm-bindgen-cli --version "$WANT"
 fi
 
-# simd128 is in every browser with WebGPU (Chrome 91+, Firefox 89+, Safari 16.4+).
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128"
+# simd128 (the wasm SIMD kernels) is enabled for this target in .cargo/config.toml.
 cargo build -p sluice-web --target wasm32-unknown-unknown --profile "$PROFILE"
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}

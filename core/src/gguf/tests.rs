@@ -465,6 +465,8 @@ fn prefix_parsing_asks_for_more() {
 
 // ---- split models ----------------------------------------------------------------------------
 
+// block_on (native only) drives the opener futures.
+#[cfg(not(target_arch = "wasm32"))]
 mod split_models {
     use super::*;
     use crate::gguf::split::{plan_merge, plan_split, SplitLimit, SplitOptions};

@@ -100,6 +100,11 @@ pub fn kernels_for(isa: Isa) -> Option<&'static [DotKernel]> {
             static T: OnceLock<Vec<DotKernel>> = OnceLock::new();
             Some(T.get_or_init(|| super::neon::table(KERNELS)))
         }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Simd128 => {
+            static T: OnceLock<Vec<DotKernel>> = OnceLock::new();
+            Some(T.get_or_init(|| super::wasm::table(KERNELS)))
+        }
         #[allow(unreachable_patterns)]
         _ => None,
     }

@@ -55,6 +55,8 @@ mod isa;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod store;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
