@@ -1,18 +1,29 @@
-//! A real, confident model: SmolLM2-135M-Instruct Q4_1 (llama architecture). Greedy answers to
-//! three chat prompts equal llama.cpp's up to its first near-tie, our tokenizer and chat
-//! template produce llama.cpp's prompt tokens, and `sluice perplexity` matches
-//! llama-perplexity's PPL within 0.5 % (golden: tests/fixtures/golden/smollm2-135m-instruct-q4_1.json).
+//! A real, confident model: SmolLM2-135M-Instruct Q4_1 (llama architecture). Along llama.cpp's
+//! greedy answers to three chat prompts (teacher-forced: each step is fed llama.cpp's previous
+//! token) our top token is llama.cpp's at every step where llama.cpp's top-1/top-2 gap is at
+//! least [`CONFIDENT_GAP`]; our tokenizer and chat template produce llama.cpp's prompt tokens;
+//! and `sluice perplexity` matches llama-perplexity's PPL within 0.5 %
+//! (golden: tests/fixtures/golden/smollm2-135m-instruct-q4_1.json).
 //! The model is fetched by `tests/gen/smollm2.sh` (run by `tests/setup.sh`).
 
 use serde_json::Value;
 use sluice_core::chat::{ChatTemplate, Message};
 use sluice_core::cpu::CpuBackend;
+use sluice_core::model::Logits;
 use sluice_core::model::{LoadOptions, Model};
 use sluice_core::quant::GgmlType;
 use sluice_core::source::block_on;
 use sluice_core::tokenizer::Tokenizer;
-use sluice_tests::parity::greedy_run;
 use std::path::PathBuf;
+
+/// A step is asserted when llama.cpp's own top-1/top-2 gap there is at least this many logits.
+/// Why not smaller: llama.cpp's flash-attention switch alone moves the candidate logits of these
+/// steps by up to 0.18 (measured at the first step of the third prompt: the gap between its top
+/// two tokens goes from 0.36 with flash attention to 0.25 without), and our logits differ from
+/// llama.cpp's by as much as its two paths differ from each other (max |Δlogit| ≈ 0.6–1.5 over
+/// the vocabulary at every prompt position), so a gap of 0.3 is a coin toss for either engine.
+/// 85 of the 96 steps of the three answers clear 0.5.
+const CONFIDENT_GAP: f64 = 0.5;
 
 fn model_path() -> PathBuf {
     let dir = std::env::var_os("SLUICE_REF_DIR")
@@ -43,7 +54,7 @@ fn ids(v: &Value) -> Vec<u32> {
 }
 
 #[test]
-fn greedy_answers_match_llama_cpp() {
+fn answers_match_llama_cpp_at_confident_steps() {
     let path = model_path();
     let gguf = sluice_native::open::open_model(path.to_str().unwrap(), Default::default()).unwrap();
     let tok = Tokenizer::from_metadata(gguf.metadata()).unwrap();
@@ -76,15 +87,56 @@ fn greedy_answers_match_llama_cpp() {
             "prompt {i}: chat template"
         );
         let want = ids(&g["ids"]);
-        let covered = g["steps_before_near_tie"].as_u64().unwrap() as usize;
-        let got = greedy_run(&model, &prompt, want.len(), GgmlType::F16);
-        let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
-        println!("prompt {i}: {same} of {} tokens identical ({covered} before llama.cpp's first near-tie)", want.len());
+        let gaps: Vec<f64> = g["gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(gaps.len(), want.len(), "prompt {i}: one gap per step");
+        let mut session = model
+            .session(prompt.len() + want.len() + 1, GgmlType::F16, GgmlType::F16)
+            .unwrap();
+        let mut logits = block_on(session.eval(&prompt, Logits::Last)).unwrap();
+        let (mut checked, mut mismatches) = (0, Vec::new());
+        for (step, (&id, &gap)) in want.iter().zip(&gaps).enumerate() {
+            let ours = argmax(&logits);
+            if gap >= CONFIDENT_GAP {
+                checked += 1;
+                if ours != id {
+                    mismatches.push(format!(
+                        "step {step}: ours {ours}, llama.cpp {id} (gap {gap:.2})"
+                    ));
+                }
+            }
+            logits = block_on(session.eval(&[id], Logits::Last)).unwrap();
+        }
+        println!(
+            "prompt {i}: top token equals llama.cpp's at {} of {checked} confident steps (of {})",
+            checked - mismatches.len(),
+            want.len()
+        );
         assert!(
-            same >= covered,
-            "prompt {i}: diverges at step {same}\n  ours   {got:?}\n  theirs {want:?}"
+            checked * 4 >= want.len() * 3,
+            "prompt {i}: only {checked} of {} steps are confident; the golden no longer tests much",
+            want.len()
+        );
+        assert!(
+            mismatches.is_empty(),
+            "prompt {i}: {}",
+            mismatches.join("; ")
         );
     }
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
 }
 
 #[test]

@@ -137,10 +137,57 @@ enum FlashPath {
     Tiled,
 }
 
+/// Attention's scratch memory, owned by the backend and reused across calls.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// Query heads converted to the K type's dot-product format (row-by-row path).
+    acts: Vec<u8>,
+    /// The visible cache rows as f32, K then (unless V is K's latent prefix) V (tiled path).
+    rows_f32: Vec<f32>,
+}
+
+std::thread_local! {
+    /// Per-thread f32 scratch of one (token, head) task: a dequantized V row, or the scores.
+    static TASK_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's task scratch resized to `len` (no allocation once it has grown).
+fn with_task_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    TASK_SCRATCH.with(|cell| {
+        let mut v = cell.borrow_mut();
+        if v.len() < len {
+            v.resize(len, 0.0);
+        }
+        f(&mut v[..len])
+    })
+}
+
+/// Dequantizes rows `0..n` of `rows` to f32 (`cols` values each) into `out`, in parallel.
+fn rows_to_f32(pool: &Pool, rows: &Rows, n: usize, cols: usize, out: &mut [f32]) -> Result<()> {
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let per = 32;
+    pool.for_chunks(&mut out[..n * cols], per * cols, |ci, chunk| {
+        for (j, o) in chunk.chunks_exact_mut(cols).enumerate() {
+            let s = ci * per + j;
+            let bytes = &rows.data[s * rows.row_bytes..(s + 1) * rows.row_bytes];
+            if super::kernels::row_to_f32(rows.ty, bytes, o).is_err() {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    if failed.into_inner() {
+        return Err(shape_err(
+            "attention",
+            format!("cannot read {} cache rows", rows.ty),
+        ));
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     pool: &Pool,
-    acts: &mut Vec<u8>,
+    scratch: &mut Scratch,
     cache: &CpuCache,
     layer: usize,
     q: &CpuTensor,
@@ -205,35 +252,60 @@ pub fn attention(
         &v_rows.data[s * v_rows.row_bytes + kvh * v_head_bytes..][..v_head_bytes]
     };
     let group = p.n_head / p.n_head_kv;
-    // Every query head converted once to the K type's dot-product format (row-by-row path).
+    // Row-by-row: every query head converted once to the K type's dot-product format.
+    // Tiled: the visible K (and V) rows converted once to f32 for all query rows and heads.
     let act_bytes = act_bytes as usize;
+    let Scratch { acts, rows_f32 } = scratch;
     acts.clear();
-    if path == FlashPath::RowByRow {
-        acts.resize(t_n * p.n_head * act_bytes, 0);
-        for (i, dst) in acts.chunks_exact_mut(act_bytes).enumerate() {
-            let (t, h) = (i / p.n_head, i % p.n_head);
-            super::kernels::quantize_activation(kernel.act, &q.row(t)[h * dk..(h + 1) * dk], dst)?;
+    let (k_cols, v_cols) = (cache.spec.k_cols, cache.spec.v_cols.unwrap_or(0));
+    match path {
+        FlashPath::RowByRow => {
+            acts.resize(t_n * p.n_head * act_bytes, 0);
+            for (i, dst) in acts.chunks_exact_mut(act_bytes).enumerate() {
+                let (t, h) = (i / p.n_head, i % p.n_head);
+                super::kernels::quantize_activation(
+                    kernel.act,
+                    &q.row(t)[h * dk..(h + 1) * dk],
+                    dst,
+                )?;
+            }
+        }
+        FlashPath::Tiled => {
+            let v_len = if latent_v { 0 } else { n_kv * v_cols };
+            rows_f32.clear();
+            rows_f32.resize(n_kv * k_cols + v_len, 0.0);
+            let (kf, vf) = rows_f32.split_at_mut(n_kv * k_cols);
+            rows_to_f32(pool, k_rows, n_kv, k_cols, kf)?;
+            if !latent_v {
+                rows_to_f32(pool, v_rows, n_kv, v_cols, vf)?;
+            }
         }
     }
     let acts: &[u8] = acts;
+    // (Empty on the row-by-row path, which reads the cache directly.)
+    let rows_f32: &[f32] = if path == FlashPath::Tiled {
+        rows_f32
+    } else {
+        &[]
+    };
+    let (k_f32, v_f32) = rows_f32.split_at((n_kv * k_cols).min(rows_f32.len()));
+    let (v_f32, v_stride) = if latent_v {
+        (k_f32, k_cols)
+    } else {
+        (v_f32, v_cols)
+    };
+    let v_head = if latent_v { 0 } else { dv };
     pool.for_chunks(&mut out.data, dv, |i, o| {
         let (t, h) = (i / p.n_head, i % p.n_head);
         let kvh = h / group;
         let visible = start + t + 1;
-        let qh = &q.row(t)[h * dk..(h + 1) * dk];
-        let mut vf = vec![0f32; dv];
         o.fill(0.0);
         match path {
-            FlashPath::RowByRow => {
+            // ggml's one-row kernel: online softmax; V kept in f16 when the V cache is f16,
+            // each step one fused multiply-add (then rounded to f16).
+            FlashPath::RowByRow => with_task_scratch(dv, |vf| {
                 let q_act = &acts[i * act_bytes..(i + 1) * act_bytes];
                 let f16_acc = v_ty == GgmlType::F16;
-                let round = |x: f32| {
-                    if f16_acc {
-                        half::f16::from_f32(x).to_f32()
-                    } else {
-                        x
-                    }
-                };
                 let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
                 for s in 0..visible {
                     let score = (kernel.vec_dot)(dk, k_at(s, kvh), q_act) * p.scale;
@@ -241,32 +313,37 @@ pub fn attention(
                     if score > m {
                         ms = (m - score).exp();
                         m = score;
-                        o.iter_mut().for_each(|a| *a = round(*a * ms));
+                        o.iter_mut().for_each(|a| {
+                            *a = if f16_acc {
+                                half::f16::from_f32(*a * ms).to_f32()
+                            } else {
+                                *a * ms
+                            }
+                        });
                     } else {
                         vs = (score - m).exp();
                     }
-                    if v_ty.dequantize(v_at(s, kvh), &mut vf).is_err() {
+                    if v_ty.dequantize(v_at(s, kvh), vf).is_err() {
                         o.fill(f32::NAN);
                         return;
                     }
-                    o.iter_mut()
-                        .zip(&vf)
-                        .for_each(|(a, &b)| *a = round(*a + b * vs));
+                    if f16_acc {
+                        super::kernels::axpy_round_f16(o, vs, vf);
+                    } else {
+                        super::kernels::axpy(o, vs, vf);
+                    }
                     sum = sum * ms + vs;
                 }
                 let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
                 o.iter_mut().for_each(|a| *a *= inv);
-            }
-            FlashPath::Tiled => {
-                let mut kf = vec![0f32; dk];
-                let mut scores = Vec::with_capacity(visible);
+            }),
+            FlashPath::Tiled => with_task_scratch(visible, |scores| {
+                let qh = &q.row(t)[h * dk..(h + 1) * dk];
                 let mut max = f32::NEG_INFINITY;
-                for s in 0..visible {
-                    let _ = k_ty.dequantize(k_at(s, kvh), &mut kf);
-                    let dot: f32 = qh.iter().zip(&kf).map(|(a, b)| a * b).sum();
-                    let sc = dot * p.scale;
-                    max = max.max(sc);
-                    scores.push(sc);
+                for (s, sc) in scores.iter_mut().enumerate() {
+                    let kh = &k_f32[s * k_cols + kvh * dk..][..dk];
+                    *sc = super::kernels::dot_f32(qh, kh) * p.scale;
+                    max = max.max(*sc);
                 }
                 let mut sum = 0.0f32;
                 for sc in scores.iter_mut() {
@@ -274,12 +351,12 @@ pub fn attention(
                     sum += *sc;
                 }
                 for (s, &w) in scores.iter().enumerate() {
-                    let _ = v_ty.dequantize(v_at(s, kvh), &mut vf);
-                    o.iter_mut().zip(&vf).for_each(|(a, &b)| *a += w * b);
+                    let vh = &v_f32[s * v_stride + kvh * v_head..][..dv];
+                    super::kernels::axpy(o, w, vh);
                 }
                 let inv = 1.0 / sum;
                 o.iter_mut().for_each(|a| *a *= inv);
-            }
+            }),
         }
     });
     Ok(())

@@ -28,8 +28,8 @@ pub(super) struct Buffers {
     hidden: Vec<f32>,
     bounds: Vec<usize>,
     offsets: Vec<usize>,
-    /// Converted attention queries.
-    pub(super) attn: Vec<u8>,
+    /// Attention's scratch (converted queries, K/V rows as f32).
+    pub(super) attn: super::attention::Scratch,
 }
 
 /// Weight rows per task: about a quarter of a worker's share, at least `min` rows; for batches

@@ -182,6 +182,28 @@ pub fn row_to_f32(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
     ty.dequantize(bytes, out)
 }
 
+/// `Σ a[i]·b[i]` over the common length, by the active ISA's F32 kernel.
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (bytemuck::cast_slice(&a[..n]), bytemuck::cast_slice(&b[..n]));
+    match dot_kernel(GgmlType::F32) {
+        Some(k) => (k.vec_dot)(n, a, b),
+        None => dot_float::dot_f32(n, a, b),
+    }
+}
+
+/// `acc[i] = f16(acc[i] + a·x[i])` over the common length, rounded once after a fused
+/// multiply-add and then to f16: how ggml accumulates attention values kept in f16.
+pub fn axpy_round_f16(acc: &mut [f32], a: f32, x: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if active_isa().is_x86() && x86::axpy_round_f16(acc, a, x) {
+        return;
+    }
+    acc.iter_mut()
+        .zip(x)
+        .for_each(|(o, &v)| *o = half::f16::from_f32(v.mul_add(a, *o)).to_f32());
+}
+
 /// `acc[i] += a·x[i]` over the common length (FMA on the vectorised ISAs, so the last bit may
 /// differ from the scalar loop's separate multiply and add).
 pub fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {

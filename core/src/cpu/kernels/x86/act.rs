@@ -146,7 +146,11 @@ pub(super) unsafe fn dot_f32(n: usize, w: *const u8, a: *const u8) -> f32 {
     sum
 }
 
-/// F16·F16 over `n` elements, widened to f32 and summed with FMA.
+/// F16·F16 over `n` elements in the order of ggml's AVX2 build of `ggml_vec_dot_f16`: four
+/// 8-lane FMA accumulators over steps of 32, reduced as `(a0 + a2) + (a1 + a3)` and then by two
+/// horizontal adds; the tail (`n % 32`) added in f64. Attention scores over an F16 cache come
+/// from here, and a last-bit difference in one score can move the logits by as much as
+/// llama.cpp's own flash-attention switch does, so the order is worth mirroring.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_f16(n: usize, w: *const u8, a: *const u8) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
@@ -158,14 +162,57 @@ pub(super) unsafe fn dot_f16(n: usize, w: *const u8, a: *const u8) -> f32 {
             *acc = _mm256_fmadd_ps(wide(w, o), wide(a, o), *acc);
         }
     }
-    let mut sum = hsum_ps(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ));
+    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    let t0 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let t1 = _mm_hadd_ps(t0, t0);
+    let mut sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
     for i in 32 * n32..n {
-        sum += f16_to_f32(rd_u16(w.add(2 * i))) * f16_to_f32(rd_u16(a.add(2 * i)));
+        sum += (f16_to_f32(rd_u16(w.add(2 * i))) * f16_to_f32(rd_u16(a.add(2 * i)))) as f64;
     }
-    sum
+    sum as f32
+}
+
+/// [`dot_f16`] in the order of ggml's AVX-512 build: four 16-lane accumulators over steps of
+/// 64, reduced as `(a0 + a2) + (a1 + a3)`, then 512 → 256 → 128 bits and the last four lanes
+/// as `(l0 + l2) + (l1 + l3)` (`_mm512_reduce_add_ps`); the tail in f64.
+#[target_feature(enable = "avx2,fma,f16c,avx512f")]
+pub(super) unsafe fn dot_f16_wide(n: usize, w: *const u8, a: *const u8) -> f32 {
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let n64 = n / 64;
+    let wide = |p: *const u8, i: usize| _mm512_cvtph_ps(ld256(p.add(2 * i)));
+    for i in 0..n64 {
+        for (k, acc) in acc.iter_mut().enumerate() {
+            let o = 64 * i + 16 * k;
+            *acc = _mm512_fmadd_ps(wide(w, o), wide(a, o), *acc);
+        }
+    }
+    let v = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
+    let h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps::<1>(v));
+    let q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    let p = _mm_add_ps(q, _mm_shuffle_ps(q, q, 0b01_00_11_10));
+    let mut sum = (_mm_cvtss_f32(p) + _mm_cvtss_f32(_mm_movehdup_ps(p))) as f64;
+    for i in 64 * n64..n {
+        sum += (f16_to_f32(rd_u16(w.add(2 * i))) * f16_to_f32(rd_u16(a.add(2 * i)))) as f64;
+    }
+    sum as f32
+}
+
+/// `acc[i] = f16(acc[i] + a·x[i])` with one FMA rounding and then rounding to f16 (ggml's
+/// `ggml_vec_mad_f16` on a value kept in f16), for `n` values (`n ≤` both lengths).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn axpy_round_f16(n: usize, acc: *mut f32, a: f32, x: *const f32) {
+    let va = _mm256_set1_ps(a);
+    let n8 = n / 8;
+    let round = |v: __m256| _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v));
+    for i in 0..n8 {
+        let p = acc.add(8 * i);
+        let v = _mm256_fmadd_ps(va, _mm256_loadu_ps(x.add(8 * i)), _mm256_loadu_ps(p));
+        _mm256_storeu_ps(p, round(v));
+    }
+    for i in 8 * n8..n {
+        let v = (*x.add(i)).mul_add(a, *acc.add(i));
+        *acc.add(i) = f16::from_f32(v).to_f32();
+    }
 }
 
 /// F16 → f32 for `n` values (`n ≤` both lengths).

@@ -195,21 +195,27 @@ fn dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
     unsafe { act::dot_f32(n, w.as_ptr(), a.as_ptr()) }
 }
 
-fn dot_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    if !available() {
+fn dot_f16<const W: bool>(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    if !can_run::<W>() {
         return super::dot_float::dot_f16(n, w, a);
     }
     let n = n.min(w.len() / 2).min(a.len() / 2);
     // SAFETY: features present; n elements fit in both slices.
-    unsafe { act::dot_f16(n, w.as_ptr(), a.as_ptr()) }
+    unsafe {
+        if W {
+            act::dot_f16_wide(n, w.as_ptr(), a.as_ptr())
+        } else {
+            act::dot_f16(n, w.as_ptr(), a.as_ptr())
+        }
+    }
 }
 
 fn multi_f32(n: usize, w: &[u8], a: &[u8], stride: usize, out: &mut [f32]) {
     super::multi_by_rows(dot_f32, n, w, a, stride, out)
 }
 
-fn multi_f16(n: usize, w: &[u8], a: &[u8], stride: usize, out: &mut [f32]) {
-    super::multi_by_rows(dot_f16, n, w, a, stride, out)
+fn multi_f16<const W: bool>(n: usize, w: &[u8], a: &[u8], stride: usize, out: &mut [f32]) {
+    super::multi_by_rows(dot_f16::<W>, n, w, a, stride, out)
 }
 
 /// The x86 dot product (single and multi-row) of build `W` for a weight type, if this module
@@ -225,7 +231,10 @@ fn dot_for<const W: bool>(weight: GgmlType) -> Option<(VecDotFn, Option<VecDotMu
     }
     match weight {
         GgmlType::F32 => Some((dot_f32 as VecDotFn, Some(multi_f32 as VecDotMultiFn))),
-        GgmlType::F16 => Some((dot_f16 as VecDotFn, Some(multi_f16 as VecDotMultiFn))),
+        GgmlType::F16 => Some((
+            dot_f16::<W> as VecDotFn,
+            Some(multi_f16::<W> as VecDotMultiFn),
+        )),
         GgmlType::Q8_0 => pick!(q8_0),
         GgmlType::Q4_0 => pick!(q4_0),
         GgmlType::Q4_1 => pick!(q4_1),
@@ -287,6 +296,17 @@ pub(super) fn axpy(acc: &mut [f32], a: f32, x: &[f32]) -> bool {
     let n = acc.len().min(x.len());
     // SAFETY: features present; n values fit in both slices.
     unsafe { act::axpy(n, acc.as_mut_ptr(), a, x.as_ptr()) };
+    true
+}
+
+/// `acc[i] = f16(acc[i] + a·x[i])` (one FMA rounding, then to f16).
+pub(super) fn axpy_round_f16(acc: &mut [f32], a: f32, x: &[f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    let n = acc.len().min(x.len());
+    // SAFETY: features present; n values fit in both slices.
+    unsafe { act::axpy_round_f16(n, acc.as_mut_ptr(), a, x.as_ptr()) };
     true
 }
 
