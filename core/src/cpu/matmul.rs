@@ -160,12 +160,27 @@ pub fn matmul(
     pool.for_chunks(&mut buf.acc, per * n, |ci, o| {
         task_rows(k, w, ci * per, acts, n, stride, o)
     });
-    for (r, col) in buf.acc.chunks_exact(n).enumerate() {
-        for (t, &v) in col.iter().enumerate() {
-            out.data[t * w.rows + r] = v;
-        }
-    }
+    transpose_into(pool, &buf.acc, n, w.rows, &mut out.data);
     Ok(())
+}
+
+/// `out[t·rows + r] = acc[r·n + t]` (row-major per weight row → row-major per token), in
+/// parallel over token ranges: each task reads a strip of `acc` and writes whole output rows.
+fn transpose_into(pool: &Pool, acc: &[f32], n: usize, rows: usize, out: &mut [f32]) {
+    let tokens_per_task = n.div_ceil(pool.threads() * 2).clamp(1, 16);
+    let work = |ci: usize, o: &mut [f32]| {
+        let t0 = ci * tokens_per_task;
+        for (j, row) in o.chunks_exact_mut(rows).enumerate() {
+            for (r, v) in row.iter_mut().enumerate() {
+                *v = acc[r * n + t0 + j];
+            }
+        }
+    };
+    if n * rows >= 1 << 15 {
+        pool.for_chunks(&mut out[..n * rows], tokens_per_task * rows, work);
+    } else {
+        work(0, &mut out[..n * rows]);
+    }
 }
 
 /// Splits `rows` into about `rows / per` pieces that divide it evenly (so no task straddles

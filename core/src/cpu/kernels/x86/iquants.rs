@@ -71,6 +71,7 @@ pub(super) unsafe fn iq2_xxs<const N: usize, const W: bool>(
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * 66);
+        prefetch_ahead(x, 66);
         let mut ints = [_mm256_setzero_si256(); N];
         for ib in 0..8 {
             let idx = rd_u32(x.add(2 + 8 * ib));
@@ -106,6 +107,7 @@ pub(super) unsafe fn iq2_xs<const N: usize, const W: bool>(
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * 74);
+        prefetch_ahead(x, 74);
         let mut ints = [_mm256_setzero_si256(); N];
         for ib in 0..8 {
             let q = rd_u64(x.add(2 + 8 * ib));
@@ -141,6 +143,7 @@ pub(super) unsafe fn iq2_s<const N: usize, const W: bool>(
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * 82);
+        prefetch_ahead(x, 82);
         let mut ints = [_mm256_setzero_si256(); N];
         for ib in 0..8 {
             let qs = rd_u32(x.add(2 + 4 * ib));
@@ -172,6 +175,7 @@ pub(super) unsafe fn iq3_xxs<const N: usize, const W: bool>(
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * 98);
+        prefetch_ahead(x, 98);
         let mut ints = [_mm256_setzero_si256(); N];
         for ib in 0..8 {
             let q = x.add(2 + 8 * ib);
@@ -203,6 +207,7 @@ pub(super) unsafe fn iq3_s<const N: usize, const W: bool>(
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * 110);
+        prefetch_ahead(x, 110);
         let mut ints = [_mm256_setzero_si256(); N];
         for ib in 0..8 {
             let q = x.add(2 + 8 * ib);
@@ -248,6 +253,7 @@ pub(super) unsafe fn iq1_s<const N: usize, const W: bool>(
     let ones = _mm256_set1_epi8(1);
     for b in 0..nb {
         let x = w.add(b * 50);
+        prefetch_ahead(x, 50);
         let mut ints = [_mm256_setzero_si256(); N];
         let mut offset = [0i16; 16];
         for ib in 0..8 {
@@ -288,6 +294,7 @@ pub(super) unsafe fn iq1_m<const N: usize, const W: bool>(
     let ones = _mm256_set1_epi8(1);
     for b in 0..nb {
         let x = w.add(b * 56);
+        prefetch_ahead(x, 56);
         let sc = [0, 2, 4, 6].map(|k| rd_u16(x.add(48 + k)));
         let bits =
             (sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000);

@@ -52,6 +52,7 @@ pub(super) unsafe fn q2_k<const N: usize, const W: bool>(
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * 84);
+        prefetch_ahead(x, 84);
         let sc = ld128(x);
         let scales = _mm256_cvtepu8_epi16(_mm_and_si128(sc, m4));
         let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
@@ -106,6 +107,7 @@ pub(super) unsafe fn q3_k<const N: usize, const W: bool>(
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * 110);
+        prefetch_ahead(x, 110);
         let scales = q3_k_scales(x.add(96));
         let halves = split_scales(scales);
         let hmask = ld256(x);
@@ -169,6 +171,7 @@ unsafe fn k4<const N: usize>(
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * size);
+        prefetch_ahead(x, size);
         let (sc, mn) = k4_scales(x.add(4));
         let mins = pairs_u8(mn);
         let mut ints = [_mm256_setzero_si256(); N];
@@ -237,6 +240,7 @@ pub(super) unsafe fn q6_k<const N: usize, const W: bool>(
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * 210);
+        prefetch_ahead(x, 210);
         let scales = _mm256_cvtepi8_epi16(ld128(x.add(192)));
         let halves = split_scales(scales);
         let mut ints = [_mm256_setzero_si256(); N];
@@ -295,6 +299,7 @@ pub(super) unsafe fn iq4_xs<const N: usize, const W: bool>(
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * 136);
+        prefetch_ahead(x, 136);
         let scales_h = rd_u16(x.add(2)) as u32;
         let scales_l = rd_u32(x.add(4));
         let mut ints = [_mm256_setzero_si256(); N];

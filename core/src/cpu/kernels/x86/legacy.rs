@@ -32,6 +32,7 @@ unsafe fn signed_blocks<const N: usize, const W: bool>(
     macro_rules! block {
         ($b:expr, $half:literal) => {{
             let b = $b;
+            prefetch_ahead(w.wrapping_add(b * block), 1);
             let (codes, dw) = decode(w.add(b * block));
             let abs = _mm256_sign_epi8(codes, codes);
             for j in 0..N {
@@ -136,6 +137,7 @@ unsafe fn unsigned_blocks<const N: usize, const W: bool>(
     let mut mins = [_mm_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * block);
+        prefetch_ahead(x, 1);
         let u = decode(x);
         let dm = rd_f16x2(x);
         for j in 0..N {
