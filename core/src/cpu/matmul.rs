@@ -3,9 +3,9 @@
 //! Each activation row is converted once into the weight type's activation format; then the
 //! pool's workers take ranges of weight rows and compute those outputs for every token, so a
 //! weight row is read from memory once per batch. With several tokens the multi-row kernels
-//! multiply one weight row with four activation rows at a time (each weight block decoded
-//! once), walking the tokens in groups of four so those rows stay in L1 while the task's weight
-//! rows stay in L2.
+//! multiply one weight row with up to eight activation rows at a time (each weight block
+//! decoded once), walking the tokens in groups of eight so those rows stay in L1 while the
+//! task's weight rows stay in L2.
 //!
 //! One call is one parallel region: `matmul_groups` (the per-head `attn_k_b` / `attn_v_b`)
 //! spreads (head, row range) tasks, and `moe_experts` computes the gate and up projections of
@@ -31,6 +31,10 @@ pub(super) struct Buffers {
     /// Attention's scratch (converted queries, K/V rows as f32).
     pub(super) attn: super::attention::Scratch,
 }
+
+/// Activation rows handed to one multi-row kernel call: the kernels decode each weight block
+/// once per call (the AVX-512 build keeps eight rows' accumulators in registers).
+const TOKENS_PER_PASS: usize = 8;
 
 /// Weight rows per task: about a quarter of a worker's share, at least `min` rows; for batches
 /// at most 64 rows (≈ 256 KiB of 4-bit 7168-wide rows, an L2's worth).
@@ -115,9 +119,9 @@ fn task_rows(
         }
         return;
     }
-    let mut tmp = [0f32; 4];
-    for t0 in (0..n).step_by(4) {
-        let tn = (n - t0).min(4);
+    let mut tmp = [0f32; TOKENS_PER_PASS];
+    for t0 in (0..n).step_by(TOKENS_PER_PASS) {
+        let tn = (n - t0).min(TOKENS_PER_PASS);
         let block = &acts[t0 * stride..];
         for i in 0..rows {
             (k.multi)(cols, w.row(first + i), block, stride, &mut tmp[..tn]);

@@ -144,6 +144,24 @@ macro_rules! wrap {
                 let mut r = 0;
                 // SAFETY: as above, for every row r < rows (checked through the last row).
                 unsafe {
+                    while W && r + 8 <= rows {
+                        let v = kernel::<8, W>(
+                            nb,
+                            w.as_ptr(),
+                            [
+                                p(r),
+                                p(r + 1),
+                                p(r + 2),
+                                p(r + 3),
+                                p(r + 4),
+                                p(r + 5),
+                                p(r + 6),
+                                p(r + 7),
+                            ],
+                        );
+                        out[r..r + 8].copy_from_slice(&v);
+                        r += 8;
+                    }
                     while r + 4 <= rows {
                         let v =
                             kernel::<4, W>(nb, w.as_ptr(), [p(r), p(r + 1), p(r + 2), p(r + 3)]);
