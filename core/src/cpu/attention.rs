@@ -279,85 +279,134 @@ pub fn attention(
             if !latent_v {
                 rows_to_f32(pool, v_rows, n_kv, v_cols, vf)?;
             }
+            let (k_f32, v_f32) = rows_f32.split_at(n_kv * k_cols);
+            let v = if latent_v {
+                F32Rows {
+                    data: k_f32,
+                    stride: k_cols,
+                    head: 0,
+                }
+            } else {
+                F32Rows {
+                    data: v_f32,
+                    stride: v_cols,
+                    head: dv,
+                }
+            };
+            let k = F32Rows {
+                data: k_f32,
+                stride: k_cols,
+                head: dk,
+            };
+            tiled(pool, &k, &v, q, start, p, out);
+            return Ok(());
         }
     }
     let acts: &[u8] = acts;
-    // (Empty on the row-by-row path, which reads the cache directly.)
-    let rows_f32: &[f32] = if path == FlashPath::Tiled {
-        rows_f32
-    } else {
-        &[]
-    };
-    let (k_f32, v_f32) = rows_f32.split_at((n_kv * k_cols).min(rows_f32.len()));
-    let (v_f32, v_stride) = if latent_v {
-        (k_f32, k_cols)
-    } else {
-        (v_f32, v_cols)
-    };
-    let v_head = if latent_v { 0 } else { dv };
     pool.for_chunks(&mut out.data, dv, |i, o| {
         let (t, h) = (i / p.n_head, i % p.n_head);
         let kvh = h / group;
         let visible = start + t + 1;
         o.fill(0.0);
-        match path {
-            // ggml's one-row kernel: online softmax; V kept in f16 when the V cache is f16,
-            // each step one fused multiply-add (then rounded to f16).
-            FlashPath::RowByRow => with_task_scratch(dv, |vf| {
-                let q_act = &acts[i * act_bytes..(i + 1) * act_bytes];
-                let f16_acc = v_ty == GgmlType::F16;
-                let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
-                for s in 0..visible {
-                    let score = (kernel.vec_dot)(dk, k_at(s, kvh), q_act) * p.scale;
-                    let (mut ms, mut vs) = (1.0f32, 1.0f32);
-                    if score > m {
-                        ms = (m - score).exp();
-                        m = score;
-                        o.iter_mut().for_each(|a| {
-                            *a = if f16_acc {
-                                half::f16::from_f32(*a * ms).to_f32()
-                            } else {
-                                *a * ms
-                            }
-                        });
-                    } else {
-                        vs = (score - m).exp();
-                    }
-                    if v_ty.dequantize(v_at(s, kvh), vf).is_err() {
-                        o.fill(f32::NAN);
-                        return;
-                    }
-                    if f16_acc {
-                        super::kernels::axpy_round_f16(o, vs, vf);
-                    } else {
-                        super::kernels::axpy(o, vs, vf);
-                    }
-                    sum = sum * ms + vs;
+        // ggml's one-row kernel: online softmax; V kept in f16 when the V cache is f16,
+        // each step one fused multiply-add (then rounded to f16).
+        with_task_scratch(dv, |vf| {
+            let q_act = &acts[i * act_bytes..(i + 1) * act_bytes];
+            let f16_acc = v_ty == GgmlType::F16;
+            let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
+            for s in 0..visible {
+                let score = (kernel.vec_dot)(dk, k_at(s, kvh), q_act) * p.scale;
+                let (mut ms, mut vs) = (1.0f32, 1.0f32);
+                if score > m {
+                    ms = (m - score).exp();
+                    m = score;
+                    o.iter_mut().for_each(|a| {
+                        *a = if f16_acc {
+                            half::f16::from_f32(*a * ms).to_f32()
+                        } else {
+                            *a * ms
+                        }
+                    });
+                } else {
+                    vs = (score - m).exp();
                 }
-                let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-                o.iter_mut().for_each(|a| *a *= inv);
-            }),
-            FlashPath::Tiled => with_task_scratch(visible, |scores| {
-                let qh = &q.row(t)[h * dk..(h + 1) * dk];
+                if v_ty.dequantize(v_at(s, kvh), vf).is_err() {
+                    o.fill(f32::NAN);
+                    return;
+                }
+                if f16_acc {
+                    super::kernels::axpy_round_f16(o, vs, vf);
+                } else {
+                    super::kernels::axpy(o, vs, vf);
+                }
+                sum = sum * ms + vs;
+            }
+            let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+            o.iter_mut().for_each(|a| *a *= inv);
+        })
+    });
+    Ok(())
+}
+
+/// Cache rows converted to f32: row `s`, KV head `kvh` starts at `s·stride + kvh·head`.
+struct F32Rows<'a> {
+    data: &'a [f32],
+    stride: usize,
+    head: usize,
+}
+
+/// The batched path over f32 rows: full softmax per (query row, head), f32 scores and f32
+/// accumulation. Each task takes one query row and a group of heads that share a KV head, so
+/// the value rows are read once for the whole group (MLA: 128 heads share one latent row).
+fn tiled(
+    pool: &Pool,
+    k: &F32Rows,
+    v: &F32Rows,
+    q: &CpuTensor,
+    start: usize,
+    p: &AttnParams,
+    out: &mut CpuTensor,
+) {
+    let (dk, dv) = (p.head_dim_k, p.head_dim_v);
+    let group = p.n_head / p.n_head_kv;
+    let heads = [4, 3, 2, 1]
+        .into_iter()
+        .find(|&g| group.is_multiple_of(g))
+        .unwrap_or(1);
+    let groups_per_row = p.n_head / heads;
+    pool.for_chunks(&mut out.data, heads * dv, |i, o| {
+        let (t, h0) = (i / groups_per_row, (i % groups_per_row) * heads);
+        let kvh = h0 / group;
+        let visible = start + t + 1;
+        with_task_scratch(heads * visible, |scores| {
+            let mut inv = [0f32; 4];
+            for (j, sc_row) in scores.chunks_exact_mut(visible).enumerate() {
+                let qh = &q.row(t)[(h0 + j) * dk..(h0 + j + 1) * dk];
                 let mut max = f32::NEG_INFINITY;
-                for (s, sc) in scores.iter_mut().enumerate() {
-                    let kh = &k_f32[s * k_cols + kvh * dk..][..dk];
+                for (s, sc) in sc_row.iter_mut().enumerate() {
+                    let kh = &k.data[s * k.stride + kvh * k.head..][..dk];
                     *sc = super::kernels::dot_f32(qh, kh) * p.scale;
                     max = max.max(*sc);
                 }
                 let mut sum = 0.0f32;
-                for sc in scores.iter_mut() {
+                for sc in sc_row.iter_mut() {
                     *sc = (*sc - max).exp();
                     sum += *sc;
                 }
-                for (s, &w) in scores.iter().enumerate() {
-                    let vh = &v_f32[s * v_stride + kvh * v_head..][..dv];
-                    super::kernels::axpy(o, w, vh);
-                }
-                let inv = 1.0 / sum;
-                o.iter_mut().for_each(|a| *a *= inv);
-            }),
-        }
+                inv[j] = 1.0 / sum;
+            }
+            // Σ_s w·v (in order of s, one FMA per term), then · 1/Σw.
+            super::kernels::weighted_row_sums(
+                &v.data[kvh * v.head..],
+                v.stride,
+                visible,
+                scores,
+                heads,
+                o,
+            );
+            for (oh, &inv) in o.chunks_exact_mut(dv).zip(&inv) {
+                oh.iter_mut().for_each(|a| *a *= inv);
+            }
+        })
     });
-    Ok(())
 }

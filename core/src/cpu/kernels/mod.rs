@@ -204,6 +204,33 @@ pub fn axpy_round_f16(acc: &mut [f32], a: f32, x: &[f32]) {
         .for_each(|(o, &v)| *o = half::f16::from_f32(v.mul_add(a, *o)).to_f32());
 }
 
+/// `out[h·n + i] = Σ_{s < rows} w[h·rows + s] · v[s·stride + i]` for `heads` weight rows
+/// (`n = out.len() / heads`): attention's weighted sum of value rows for a group of heads that
+/// share them, each value row read once. Per element it is [`axpy`] applied for `s` in order,
+/// with the same rounding. Panics if a slice is too short.
+pub fn weighted_row_sums(
+    v: &[f32],
+    stride: usize,
+    rows: usize,
+    w: &[f32],
+    heads: usize,
+    out: &mut [f32],
+) {
+    let n = out.len() / heads.max(1);
+    assert!(heads > 0 && out.len() == heads * n && w.len() >= heads * rows);
+    assert!(rows == 0 || v.len() >= (rows - 1) * stride + n);
+    #[cfg(target_arch = "x86_64")]
+    if active_isa().is_x86() && x86::weighted_row_sums(v, stride, rows, w, heads, out) {
+        return;
+    }
+    for (h, o) in out.chunks_exact_mut(n).enumerate() {
+        o.fill(0.0);
+        for s in 0..rows {
+            axpy(o, w[h * rows + s], &v[s * stride..s * stride + n]);
+        }
+    }
+}
+
 /// `acc[i] += a·x[i]` over the common length (FMA on the vectorised ISAs, so the last bit may
 /// differ from the scalar loop's separate multiply and add).
 pub fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {

@@ -239,3 +239,29 @@ fn vectorised_converters_match_the_scalar_bytes() {
         }
     }
 }
+
+#[test]
+fn weighted_row_sums_equal_axpy_row_by_row() {
+    let mut rng = Rng(0x77e1);
+    for heads in 1..=4usize {
+        for (n, stride) in [(64usize, 64usize), (13, 20), (72, 576), (512, 576)] {
+            for rows in [1usize, 7, 100] {
+                let v: Vec<f32> = (0..(rows - 1) * stride + n).map(|_| rng.unit()).collect();
+                let w: Vec<f32> = (0..heads * rows).map(|_| rng.unit().abs()).collect();
+                let mut got = vec![f32::NAN; heads * n];
+                weighted_row_sums(&v, stride, rows, &w, heads, &mut got);
+                for h in 0..heads {
+                    let mut want = vec![0f32; n];
+                    for s in 0..rows {
+                        axpy(&mut want, w[h * rows + s], &v[s * stride..s * stride + n]);
+                    }
+                    let same = want
+                        .iter()
+                        .zip(&got[h * n..(h + 1) * n])
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "heads {heads}, n {n}, rows {rows}: head {h} differs");
+                }
+            }
+        }
+    }
+}

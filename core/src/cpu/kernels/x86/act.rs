@@ -243,3 +243,52 @@ pub(super) unsafe fn axpy(n: usize, acc: *mut f32, a: f32, x: *const f32) {
         *acc.add(i) += a * *x.add(i);
     }
 }
+
+/// `out[h·n + i] = Σ_{s < rows} w[h·rows + s] · v[s·stride + i]` for `h < H`, `i < n`: each
+/// value row read once for all `H` weight rows, 16 columns of every head kept in registers
+/// over all `s`. Per element this is [`axpy`] applied row after row (`s` in order, one FMA per
+/// term; plain multiply-add in the `n % 16` tail, as `axpy`'s tail), so the sums are the same.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn weighted_row_sums<const H: usize>(
+    n: usize,
+    rows: usize,
+    v: *const f32,
+    stride: usize,
+    w: *const f32,
+    out: *mut f32,
+) {
+    let mut c = 0;
+    while c + 16 <= n {
+        let mut acc = [[_mm256_setzero_ps(); 2]; H];
+        for s in 0..rows {
+            let vp = v.add(s * stride + c);
+            let (v0, v1) = (_mm256_loadu_ps(vp), _mm256_loadu_ps(vp.add(8)));
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let ws = _mm256_set1_ps(*w.add(h * rows + s));
+                acc[0] = _mm256_fmadd_ps(ws, v0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(ws, v1, acc[1]);
+            }
+        }
+        for (h, acc) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add(h * n + c), acc[0]);
+            _mm256_storeu_ps(out.add(h * n + c + 8), acc[1]);
+        }
+        c += 16;
+    }
+    // The rest as `axpy` does it: FMA up to the last whole group of 8, then multiply and add.
+    let fused_end = n / 8 * 8;
+    for i in c..n {
+        for h in 0..H {
+            let mut a = 0f32;
+            for s in 0..rows {
+                let (wt, vt) = (*w.add(h * rows + s), *v.add(s * stride + i));
+                a = if i < fused_end {
+                    wt.mul_add(vt, a)
+                } else {
+                    a + wt * vt
+                };
+            }
+            *out.add(h * n + i) = a;
+        }
+    }
+}

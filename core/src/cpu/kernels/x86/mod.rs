@@ -328,6 +328,34 @@ pub(super) fn axpy_round_f16(acc: &mut [f32], a: f32, x: &[f32]) -> bool {
     true
 }
 
+/// See [`super::weighted_row_sums`]; the caller has checked the lengths.
+pub(super) fn weighted_row_sums(
+    v: &[f32],
+    stride: usize,
+    rows: usize,
+    w: &[f32],
+    heads: usize,
+    out: &mut [f32],
+) -> bool {
+    if !available() {
+        return false;
+    }
+    let n = out.len() / heads.max(1);
+    let (v, w, o) = (v.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+    // SAFETY: features present; the public wrapper checked that `rows` value rows of `n` (at
+    // `stride`), `heads·rows` weights and `heads·n` outputs are in bounds.
+    unsafe {
+        match heads {
+            1 => act::weighted_row_sums::<1>(n, rows, v, stride, w, o),
+            2 => act::weighted_row_sums::<2>(n, rows, v, stride, w, o),
+            3 => act::weighted_row_sums::<3>(n, rows, v, stride, w, o),
+            4 => act::weighted_row_sums::<4>(n, rows, v, stride, w, o),
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// The kernel table of build `wide` (see the module docs): the scalar table with the
 /// vectorised entries swapped in.
 pub(super) fn table(scalar: &[DotKernel], wide: bool) -> Vec<DotKernel> {
