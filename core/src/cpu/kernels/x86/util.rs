@@ -70,10 +70,19 @@ pub(super) unsafe fn rd_f16(p: *const u8) -> f32 {
     _mm_cvtss_f32(rd_f16x2_from(rd_u16(p) as u32))
 }
 
-/// Two adjacent f16 values (`p[0..2]`, `p[2..4]`) widened into lanes 0 and 1 (lanes 2, 3 zero).
+/// Two adjacent f16 values (`p[0..2]`, `p[2..4]`) widened into lanes 0 and 1. One
+/// `vcvtph2ps` with a memory operand, so it reads 8 bytes (`p` must have 8 readable bytes) and
+/// lanes 2 and 3 hold whatever the next four bytes encode: callers use lanes 0 and 1 only.
 #[inline(always)]
 pub(super) unsafe fn rd_f16x2(p: *const u8) -> __m128 {
-    rd_f16x2_from(rd_u32(p))
+    let out: __m128;
+    std::arch::asm!(
+        "vcvtph2ps {x}, qword ptr [{p}]",
+        p = in(reg) p,
+        x = out(xmm_reg) out,
+        options(pure, readonly, nostack, preserves_flags),
+    );
+    out
 }
 
 /// The two f16 halves of `bits` in lanes 0 and 1, with no dependency on an older register.
