@@ -46,6 +46,167 @@
 //! the tests check this bound with Σ|w·a| of the dequantized operands (the same quantity up to
 //! the formats' min terms) and a margin for those.
 
+/// Invokes `$wrap!(module::kernel, TYPE, elements per block, weight block bytes, activation block
+/// bytes, scalar kernel)` for every quantized type the per-ISA modules vectorise: the one list
+/// the x86, NEON and simd128 modules stamp their safe wrappers and their tables from.
+#[allow(unused_macros)]
+macro_rules! for_each_vectorised_type {
+    ($wrap:ident) => {
+        $wrap!(
+            legacy::q8_0,
+            Q8_0,
+            32,
+            34,
+            34,
+            $crate::cpu::kernels::dot_legacy::dot_q8_0
+        );
+        $wrap!(
+            legacy::q4_0,
+            Q4_0,
+            32,
+            18,
+            34,
+            $crate::cpu::kernels::dot_legacy::dot_q4_0
+        );
+        $wrap!(
+            legacy::q4_1,
+            Q4_1,
+            32,
+            20,
+            36,
+            $crate::cpu::kernels::dot_legacy::dot_q4_1
+        );
+        $wrap!(
+            legacy::q5_0,
+            Q5_0,
+            32,
+            22,
+            34,
+            $crate::cpu::kernels::dot_legacy::dot_q5_0
+        );
+        $wrap!(
+            legacy::q5_1,
+            Q5_1,
+            32,
+            24,
+            36,
+            $crate::cpu::kernels::dot_legacy::dot_q5_1
+        );
+        $wrap!(
+            legacy::iq4_nl,
+            IQ4_NL,
+            32,
+            18,
+            34,
+            $crate::cpu::kernels::dot_legacy::dot_iq4_nl
+        );
+        $wrap!(
+            kquants::q2_k,
+            Q2_K,
+            256,
+            84,
+            292,
+            $crate::cpu::kernels::dot_kquants::dot_q2_k
+        );
+        $wrap!(
+            kquants::q3_k,
+            Q3_K,
+            256,
+            110,
+            292,
+            $crate::cpu::kernels::dot_kquants::dot_q3_k
+        );
+        $wrap!(
+            kquants::q4_k,
+            Q4_K,
+            256,
+            144,
+            292,
+            $crate::cpu::kernels::dot_kquants::dot_q4_k
+        );
+        $wrap!(
+            kquants::q5_k,
+            Q5_K,
+            256,
+            176,
+            292,
+            $crate::cpu::kernels::dot_kquants::dot_q5_k
+        );
+        $wrap!(
+            kquants::q6_k,
+            Q6_K,
+            256,
+            210,
+            292,
+            $crate::cpu::kernels::dot_kquants::dot_q6_k
+        );
+        $wrap!(
+            kquants::iq4_xs,
+            IQ4_XS,
+            256,
+            136,
+            292,
+            $crate::cpu::kernels::dot_kquants::dot_iq4_xs
+        );
+        $wrap!(
+            iquants::iq2_xxs,
+            IQ2_XXS,
+            256,
+            66,
+            292,
+            $crate::cpu::kernels::dot_iquants::dot_iq2_xxs
+        );
+        $wrap!(
+            iquants::iq2_xs,
+            IQ2_XS,
+            256,
+            74,
+            292,
+            $crate::cpu::kernels::dot_iquants::dot_iq2_xs
+        );
+        $wrap!(
+            iquants::iq2_s,
+            IQ2_S,
+            256,
+            82,
+            292,
+            $crate::cpu::kernels::dot_iquants::dot_iq2_s
+        );
+        $wrap!(
+            iquants::iq3_xxs,
+            IQ3_XXS,
+            256,
+            98,
+            292,
+            $crate::cpu::kernels::dot_iquants::dot_iq3_xxs
+        );
+        $wrap!(
+            iquants::iq3_s,
+            IQ3_S,
+            256,
+            110,
+            292,
+            $crate::cpu::kernels::dot_iquants::dot_iq3_s
+        );
+        $wrap!(
+            iquants::iq1_s,
+            IQ1_S,
+            256,
+            50,
+            292,
+            $crate::cpu::kernels::dot_iquants::dot_iq1_s
+        );
+        $wrap!(
+            iquants::iq1_m,
+            IQ1_M,
+            256,
+            56,
+            292,
+            $crate::cpu::kernels::dot_iquants::dot_iq1_m
+        );
+    };
+}
+
 mod act;
 mod dot_float;
 mod dot_iquants;
@@ -54,6 +215,7 @@ mod dot_legacy;
 mod isa;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+mod raw;
 mod store;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm;
@@ -239,6 +401,46 @@ pub fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
         return;
     }
     acc.iter_mut().zip(x).for_each(|(o, &v)| *o += a * v);
+}
+
+/// Whole blocks present in a weight row and in `n_acts` activation rows `stride` bytes apart:
+/// all a vectorised kernel may read (the per-ISA wrappers clamp their block counts to it).
+#[allow(clippy::too_many_arguments, dead_code)]
+#[inline(always)]
+fn whole_blocks(
+    n: usize,
+    elems: usize,
+    w: &[u8],
+    w_block: usize,
+    a: &[u8],
+    a_block: usize,
+    stride: usize,
+    n_acts: usize,
+) -> usize {
+    let want = n / elems;
+    let in_w = w.len() / w_block;
+    let last = (n_acts.max(1) - 1) * stride;
+    let in_a = a.len().saturating_sub(last) / a_block;
+    want.min(in_w).min(in_a)
+}
+
+/// An ISA's table: `scalar` with the entries `pick` has vectorised swapped in.
+#[allow(dead_code)]
+fn swap_in(
+    scalar: &[DotKernel],
+    pick: impl Fn(GgmlType) -> Option<(VecDotFn, VecDotMultiFn)>,
+) -> Vec<DotKernel> {
+    scalar
+        .iter()
+        .map(|k| match pick(k.weight) {
+            Some((vec_dot, multi)) => DotKernel {
+                vec_dot,
+                multi,
+                ..*k
+            },
+            None => *k,
+        })
+        .collect()
 }
 
 /// [`VecDotMultiFn`] from a single-row kernel: one call per activation row.

@@ -14,6 +14,7 @@
 //! `unsafe` code outside `#[target_feature]` functions (NEON itself is baseline on aarch64, so
 //! they need no feature check).
 
+pub(super) use super::super::raw::{f16_to_f32, rd_f32, rd_u16, rd_u32};
 use std::arch::aarch64::*;
 
 #[inline(always)]
@@ -33,39 +34,8 @@ pub(super) unsafe fn ld_s16(p: *const u8) -> int16x8_t {
 }
 
 #[inline(always)]
-pub(super) unsafe fn rd_u16(p: *const u8) -> u16 {
-    (p as *const u16).read_unaligned()
-}
-
-#[inline(always)]
-pub(super) unsafe fn rd_u32(p: *const u8) -> u32 {
-    (p as *const u32).read_unaligned()
-}
-
-#[inline(always)]
-pub(super) unsafe fn rd_f32(p: *const u8) -> f32 {
-    f32::from_bits(rd_u32(p))
-}
-
-#[inline(always)]
 pub(super) unsafe fn rd_f16(p: *const u8) -> f32 {
     f16_to_f32(rd_u16(p))
-}
-
-/// IEEE binary16 bits → f32 (exact), with integer operations only: normals move exponent and
-/// mantissa into place, subnormals are `m·2⁻²⁴`, infinities and NaNs keep an all-ones exponent.
-#[inline(always)]
-pub(super) fn f16_to_f32(h: u16) -> f32 {
-    let h = h as u32;
-    let em = h & 0x7fff;
-    let magnitude = if em < 0x0400 {
-        em as f32 * f32::from_bits(0x3380_0000) // 2⁻²⁴
-    } else if em < 0x7c00 {
-        f32::from_bits((em << 13) + (112 << 23))
-    } else {
-        f32::from_bits((em << 13) | 0x7f80_0000)
-    };
-    f32::from_bits(magnitude.to_bits() | (h & 0x8000) << 16)
 }
 
 /// Sixteen signed bytes times sixteen signed bytes as eight i16 lanes, each the sum of two

@@ -10,6 +10,7 @@
 //! The loaders are `unsafe`: callers guarantee that each pointer is valid for the bytes read.
 //! wasm loads have no alignment requirement.
 
+pub(super) use super::super::raw::{f16_to_f32, rd_f32, rd_u16, rd_u32, rd_u64};
 use core::arch::wasm32::*;
 
 #[inline(always)]
@@ -17,36 +18,10 @@ pub(super) unsafe fn ld(p: *const u8) -> v128 {
     v128_load(p as *const v128)
 }
 
-#[inline(always)]
-pub(super) unsafe fn rd_u16(p: *const u8) -> u16 {
-    (p as *const u16).read_unaligned()
-}
-
-#[inline(always)]
-pub(super) unsafe fn rd_u32(p: *const u8) -> u32 {
-    (p as *const u32).read_unaligned()
-}
-
-#[inline(always)]
-pub(super) unsafe fn rd_u64(p: *const u8) -> u64 {
-    (p as *const u64).read_unaligned()
-}
-
-#[inline(always)]
-pub(super) unsafe fn rd_f32(p: *const u8) -> f32 {
-    f32::from_bits(rd_u32(p))
-}
-
 /// The f16 at `p`, widened to f32 (exact).
 #[inline(always)]
 pub(super) unsafe fn rd_f16(p: *const u8) -> f32 {
     f16_to_f32(rd_u16(p))
-}
-
-/// IEEE binary16 bits → f32 (exact, NaN and infinities kept).
-#[inline(always)]
-pub(super) fn f16_to_f32(h: u16) -> f32 {
-    half::f16::from_bits(h).to_f32()
 }
 
 /// `Σ scale·w·q` of 16 signed weight bytes `w` and activation bytes `q`, in four i32 lanes

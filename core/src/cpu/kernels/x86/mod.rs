@@ -59,30 +59,10 @@ fn can_run<const W: bool>() -> bool {
     }
 }
 
-/// Whole blocks present in a weight row and in `n_acts` activation rows `stride` bytes apart.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn blocks(
-    n: usize,
-    elems: usize,
-    w: &[u8],
-    w_block: usize,
-    a: &[u8],
-    a_block: usize,
-    stride: usize,
-    n_acts: usize,
-) -> usize {
-    let want = n / elems;
-    let in_w = w.len() / w_block;
-    let last = (n_acts.max(1) - 1) * stride;
-    let in_a = a.len().saturating_sub(last) / a_block;
-    want.min(in_w).min(in_a)
-}
-
 /// Stamps out the safe single-row and multi-row wrappers of a `<const N, const W>` kernel, for
 /// both builds (`dot::<W>`, `multi::<W>`).
 macro_rules! wrap {
-    ($mod_:ident :: $f:ident, $elems:expr, $wblock:expr, $ablock:expr, $scalar:path) => {
+    ($mod_:ident :: $f:ident, $ty:ident, $elems:expr, $wblock:expr, $ablock:expr, $scalar:path) => {
         pub(super) mod $f {
             use super::*;
 
@@ -119,7 +99,7 @@ macro_rules! wrap {
                 if !can_run::<W>() {
                     return $scalar(n, w, a);
                 }
-                let nb = blocks(n, $elems, w, $wblock, a, $ablock, 0, 1);
+                let nb = crate::cpu::kernels::whole_blocks(n, $elems, w, $wblock, a, $ablock, 0, 1);
                 // SAFETY: the features are present; `nb` blocks fit in both slices.
                 unsafe { kernel::<1, W>(nb, w.as_ptr(), [a.as_ptr()])[0] }
             }
@@ -139,7 +119,9 @@ macro_rules! wrap {
                     }
                     return;
                 }
-                let nb = blocks(n, $elems, w, $wblock, a, $ablock, stride, rows);
+                let nb = crate::cpu::kernels::whole_blocks(
+                    n, $elems, w, $wblock, a, $ablock, stride, rows,
+                );
                 let p = |r: usize| a.as_ptr().wrapping_add(r * stride);
                 let mut r = 0;
                 // SAFETY: as above, for every row r < rows (checked through the last row).
@@ -182,27 +164,7 @@ macro_rules! wrap {
     };
 }
 
-use super::{dot_iquants as si, dot_kquants as sk, dot_legacy as sl};
-
-wrap!(legacy::q8_0, 32, 34, 34, sl::dot_q8_0);
-wrap!(legacy::q4_0, 32, 18, 34, sl::dot_q4_0);
-wrap!(legacy::q4_1, 32, 20, 36, sl::dot_q4_1);
-wrap!(legacy::q5_0, 32, 22, 34, sl::dot_q5_0);
-wrap!(legacy::q5_1, 32, 24, 36, sl::dot_q5_1);
-wrap!(legacy::iq4_nl, 32, 18, 34, sl::dot_iq4_nl);
-wrap!(kquants::q2_k, 256, 84, 292, sk::dot_q2_k);
-wrap!(kquants::q3_k, 256, 110, 292, sk::dot_q3_k);
-wrap!(kquants::q4_k, 256, 144, 292, sk::dot_q4_k);
-wrap!(kquants::q5_k, 256, 176, 292, sk::dot_q5_k);
-wrap!(kquants::q6_k, 256, 210, 292, sk::dot_q6_k);
-wrap!(kquants::iq4_xs, 256, 136, 292, sk::dot_iq4_xs);
-wrap!(iquants::iq2_xxs, 256, 66, 292, si::dot_iq2_xxs);
-wrap!(iquants::iq2_xs, 256, 74, 292, si::dot_iq2_xs);
-wrap!(iquants::iq2_s, 256, 82, 292, si::dot_iq2_s);
-wrap!(iquants::iq3_xxs, 256, 98, 292, si::dot_iq3_xxs);
-wrap!(iquants::iq3_s, 256, 110, 292, si::dot_iq3_s);
-wrap!(iquants::iq1_s, 256, 50, 292, si::dot_iq1_s);
-wrap!(iquants::iq1_m, 256, 56, 292, si::dot_iq1_m);
+for_each_vectorised_type!(wrap);
 
 fn dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
     if !available() {
@@ -238,42 +200,21 @@ fn multi_f16<const W: bool>(n: usize, w: &[u8], a: &[u8], stride: usize, out: &m
 
 /// The x86 dot product (single and multi-row) of build `W` for a weight type, if this module
 /// has one.
-fn dot_for<const W: bool>(weight: GgmlType) -> Option<(VecDotFn, Option<VecDotMultiFn>)> {
+fn dot_for<const W: bool>(weight: GgmlType) -> Option<(VecDotFn, VecDotMultiFn)> {
     macro_rules! pick {
-        ($f:ident) => {
-            Some((
-                $f::dot::<W> as VecDotFn,
-                Some($f::multi::<W> as VecDotMultiFn),
-            ))
+        ($mod_:ident :: $f:ident, $ty:ident, $($rest:tt)*) => {
+            if weight == GgmlType::$ty {
+                return Some(($f::dot::<W> as VecDotFn, $f::multi::<W> as VecDotMultiFn));
+            }
         };
     }
     match weight {
-        GgmlType::F32 => Some((dot_f32 as VecDotFn, Some(multi_f32 as VecDotMultiFn))),
-        GgmlType::F16 => Some((
-            dot_f16::<W> as VecDotFn,
-            Some(multi_f16::<W> as VecDotMultiFn),
-        )),
-        GgmlType::Q8_0 => pick!(q8_0),
-        GgmlType::Q4_0 => pick!(q4_0),
-        GgmlType::Q4_1 => pick!(q4_1),
-        GgmlType::Q5_0 => pick!(q5_0),
-        GgmlType::Q5_1 => pick!(q5_1),
-        GgmlType::IQ4_NL => pick!(iq4_nl),
-        GgmlType::Q2_K => pick!(q2_k),
-        GgmlType::Q3_K => pick!(q3_k),
-        GgmlType::Q4_K => pick!(q4_k),
-        GgmlType::Q5_K => pick!(q5_k),
-        GgmlType::Q6_K => pick!(q6_k),
-        GgmlType::IQ4_XS => pick!(iq4_xs),
-        GgmlType::IQ2_XXS => pick!(iq2_xxs),
-        GgmlType::IQ2_XS => pick!(iq2_xs),
-        GgmlType::IQ2_S => pick!(iq2_s),
-        GgmlType::IQ3_XXS => pick!(iq3_xxs),
-        GgmlType::IQ3_S => pick!(iq3_s),
-        GgmlType::IQ1_S => pick!(iq1_s),
-        GgmlType::IQ1_M => pick!(iq1_m),
-        _ => None,
+        GgmlType::F32 => return Some((dot_f32 as VecDotFn, multi_f32 as VecDotMultiFn)),
+        GgmlType::F16 => return Some((dot_f16::<W> as VecDotFn, multi_f16::<W> as VecDotMultiFn)),
+        _ => {}
     }
+    for_each_vectorised_type!(pick);
+    None
 }
 
 /// The x86 activation converter for `act`, if this module has one. The caller has checked
@@ -359,20 +300,9 @@ pub(super) fn weighted_row_sums(
 /// The kernel table of build `wide` (see the module docs): the scalar table with the
 /// vectorised entries swapped in.
 pub(super) fn table(scalar: &[DotKernel], wide: bool) -> Vec<DotKernel> {
-    let pick = if wide {
-        dot_for::<true>
+    if wide {
+        super::swap_in(scalar, dot_for::<true>)
     } else {
-        dot_for::<false>
-    };
-    scalar
-        .iter()
-        .map(|k| match pick(k.weight) {
-            Some((dot, multi)) => DotKernel {
-                vec_dot: dot,
-                multi: multi.unwrap_or(k.multi),
-                ..*k
-            },
-            None => DotKernel { ..*k },
-        })
-        .collect()
+        super::swap_in(scalar, dot_for::<false>)
+    }
 }

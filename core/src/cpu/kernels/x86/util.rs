@@ -5,6 +5,7 @@
 //! Every function here is `unsafe`: callers guarantee that the CPU has AVX2, FMA and F16C and
 //! that each pointer is valid for the bytes read.
 
+pub(super) use super::super::raw::{f16_to_f32, rd_f32, rd_u16, rd_u32, rd_u64};
 use std::arch::x86_64::*;
 
 #[inline(always)]
@@ -15,47 +16,6 @@ pub(super) unsafe fn ld256(p: *const u8) -> __m256i {
 #[inline(always)]
 pub(super) unsafe fn ld128(p: *const u8) -> __m128i {
     _mm_loadu_si128(p as *const __m128i)
-}
-
-#[inline(always)]
-pub(super) unsafe fn rd_u16(p: *const u8) -> u16 {
-    (p as *const u16).read_unaligned()
-}
-
-#[inline(always)]
-pub(super) unsafe fn rd_u32(p: *const u8) -> u32 {
-    (p as *const u32).read_unaligned()
-}
-
-#[inline(always)]
-pub(super) unsafe fn rd_u64(p: *const u8) -> u64 {
-    (p as *const u64).read_unaligned()
-}
-
-#[inline(always)]
-pub(super) unsafe fn rd_f32(p: *const u8) -> f32 {
-    f32::from_bits(rd_u32(p))
-}
-
-/// IEEE binary16 bits → f32 (exact), in general-purpose registers.
-///
-/// Not `vcvtph2ps`: when only one lane is needed LLVM turns the load into `vpinsrw` into
-/// whatever register is free, often a loop accumulator, which chains every block's scale
-/// conversion to the previous block's FMA. Normals move their exponent and mantissa into
-/// place with integer adds; subnormals are `m·2⁻²⁴` (exact, and no subnormal float operand,
-/// which would cost a microcode assist); infinities and NaNs keep an all-ones exponent.
-#[inline(always)]
-pub(super) fn f16_to_f32(h: u16) -> f32 {
-    let h = h as u32;
-    let em = h & 0x7fff;
-    let magnitude = if em < 0x0400 {
-        em as f32 * f32::from_bits(0x3380_0000) // 2⁻²⁴
-    } else if em < 0x7c00 {
-        f32::from_bits((em << 13) + (112 << 23))
-    } else {
-        f32::from_bits((em << 13) | 0x7f80_0000)
-    };
-    f32::from_bits(magnitude.to_bits() | (h & 0x8000) << 16)
 }
 
 /// An f16 read from memory, widened by F16C.
@@ -268,19 +228,4 @@ pub(super) unsafe fn grid_entry<T>(grid: &[[T; 8]], i: usize) -> u64 {
 #[inline]
 pub(super) unsafe fn grid_x4(g: [u64; 4]) -> __m256i {
     _mm256_set_epi64x(g[3] as i64, g[2] as i64, g[1] as i64, g[0] as i64)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn f16_conversion_is_exact_for_every_value() {
-        for h in 0..=u16::MAX {
-            let want = half::f16::from_bits(h).to_f32();
-            let got = super::f16_to_f32(h);
-            assert!(
-                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                "{h:#06x}: {got} vs {want}"
-            );
-        }
-    }
 }
