@@ -374,6 +374,7 @@ fn tiled(
         .find(|&g| group.is_multiple_of(g))
         .unwrap_or(1);
     let groups_per_row = p.n_head / heads;
+    let dot = super::kernels::dot_f32_fn();
     pool.for_chunks(&mut out.data, heads * dv, |i, o| {
         let (t, h0) = (i / groups_per_row, (i % groups_per_row) * heads);
         let kvh = h0 / group;
@@ -385,7 +386,7 @@ fn tiled(
                 let mut max = f32::NEG_INFINITY;
                 for (s, sc) in sc_row.iter_mut().enumerate() {
                     let kh = &k.data[s * k.stride + kvh * k.head..][..dk];
-                    *sc = super::kernels::dot_f32(qh, kh) * p.scale;
+                    *sc = dot(qh, kh) * p.scale;
                     max = max.max(*sc);
                 }
                 let mut sum = 0.0f32;

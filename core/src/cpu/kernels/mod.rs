@@ -346,11 +346,20 @@ pub fn row_to_f32(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
 
 /// `Σ a[i]·b[i]` over the common length, by the active ISA's F32 kernel.
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (bytemuck::cast_slice(&a[..n]), bytemuck::cast_slice(&b[..n]));
-    match dot_kernel(GgmlType::F32) {
-        Some(k) => (k.vec_dot)(n, a, b),
-        None => dot_float::dot_f32(n, a, b),
+    dot_f32_fn()(a, b)
+}
+
+/// [`dot_f32`] with the kernel looked up once, for hot loops: a closure over the active ISA's
+/// F32 dot product.
+pub fn dot_f32_fn() -> impl Fn(&[f32], &[f32]) -> f32 + Copy + Send + Sync {
+    let f = dot_kernel(GgmlType::F32).map_or(dot_float::dot_f32 as VecDotFn, |k| k.vec_dot);
+    move |a: &[f32], b: &[f32]| {
+        let n = a.len().min(b.len());
+        f(
+            n,
+            bytemuck::cast_slice(&a[..n]),
+            bytemuck::cast_slice(&b[..n]),
+        )
     }
 }
 
