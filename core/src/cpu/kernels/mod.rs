@@ -51,8 +51,8 @@
 /// the x86, NEON and simd128 modules stamp their safe wrappers and their tables from.
 #[allow(unused_macros)]
 macro_rules! for_each_vectorised_type {
-    ($wrap:ident) => {
-        $wrap!(
+    ($wrap:ident $(, $lead:ident)?) => {
+        $wrap!($($lead;)?
             legacy::q8_0,
             Q8_0,
             32,
@@ -60,7 +60,7 @@ macro_rules! for_each_vectorised_type {
             34,
             $crate::cpu::kernels::dot_legacy::dot_q8_0
         );
-        $wrap!(
+        $wrap!($($lead;)?
             legacy::q4_0,
             Q4_0,
             32,
@@ -68,7 +68,7 @@ macro_rules! for_each_vectorised_type {
             34,
             $crate::cpu::kernels::dot_legacy::dot_q4_0
         );
-        $wrap!(
+        $wrap!($($lead;)?
             legacy::q4_1,
             Q4_1,
             32,
@@ -76,7 +76,7 @@ macro_rules! for_each_vectorised_type {
             36,
             $crate::cpu::kernels::dot_legacy::dot_q4_1
         );
-        $wrap!(
+        $wrap!($($lead;)?
             legacy::q5_0,
             Q5_0,
             32,
@@ -84,7 +84,7 @@ macro_rules! for_each_vectorised_type {
             34,
             $crate::cpu::kernels::dot_legacy::dot_q5_0
         );
-        $wrap!(
+        $wrap!($($lead;)?
             legacy::q5_1,
             Q5_1,
             32,
@@ -92,7 +92,7 @@ macro_rules! for_each_vectorised_type {
             36,
             $crate::cpu::kernels::dot_legacy::dot_q5_1
         );
-        $wrap!(
+        $wrap!($($lead;)?
             legacy::iq4_nl,
             IQ4_NL,
             32,
@@ -100,7 +100,7 @@ macro_rules! for_each_vectorised_type {
             34,
             $crate::cpu::kernels::dot_legacy::dot_iq4_nl
         );
-        $wrap!(
+        $wrap!($($lead;)?
             kquants::q2_k,
             Q2_K,
             256,
@@ -108,7 +108,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_kquants::dot_q2_k
         );
-        $wrap!(
+        $wrap!($($lead;)?
             kquants::q3_k,
             Q3_K,
             256,
@@ -116,7 +116,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_kquants::dot_q3_k
         );
-        $wrap!(
+        $wrap!($($lead;)?
             kquants::q4_k,
             Q4_K,
             256,
@@ -124,7 +124,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_kquants::dot_q4_k
         );
-        $wrap!(
+        $wrap!($($lead;)?
             kquants::q5_k,
             Q5_K,
             256,
@@ -132,7 +132,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_kquants::dot_q5_k
         );
-        $wrap!(
+        $wrap!($($lead;)?
             kquants::q6_k,
             Q6_K,
             256,
@@ -140,7 +140,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_kquants::dot_q6_k
         );
-        $wrap!(
+        $wrap!($($lead;)?
             kquants::iq4_xs,
             IQ4_XS,
             256,
@@ -148,7 +148,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_kquants::dot_iq4_xs
         );
-        $wrap!(
+        $wrap!($($lead;)?
             iquants::iq2_xxs,
             IQ2_XXS,
             256,
@@ -156,7 +156,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_iquants::dot_iq2_xxs
         );
-        $wrap!(
+        $wrap!($($lead;)?
             iquants::iq2_xs,
             IQ2_XS,
             256,
@@ -164,7 +164,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_iquants::dot_iq2_xs
         );
-        $wrap!(
+        $wrap!($($lead;)?
             iquants::iq2_s,
             IQ2_S,
             256,
@@ -172,7 +172,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_iquants::dot_iq2_s
         );
-        $wrap!(
+        $wrap!($($lead;)?
             iquants::iq3_xxs,
             IQ3_XXS,
             256,
@@ -180,7 +180,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_iquants::dot_iq3_xxs
         );
-        $wrap!(
+        $wrap!($($lead;)?
             iquants::iq3_s,
             IQ3_S,
             256,
@@ -188,7 +188,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_iquants::dot_iq3_s
         );
-        $wrap!(
+        $wrap!($($lead;)?
             iquants::iq1_s,
             IQ1_S,
             256,
@@ -196,7 +196,7 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_iquants::dot_iq1_s
         );
-        $wrap!(
+        $wrap!($($lead;)?
             iquants::iq1_m,
             IQ1_M,
             256,
@@ -204,6 +204,17 @@ macro_rules! for_each_vectorised_type {
             292,
             $crate::cpu::kernels::dot_iquants::dot_iq1_m
         );
+    };
+}
+
+/// `return Some(wrappers)` if `$weight` is the type of this list entry (for
+/// [`for_each_vectorised_type!`] in the per-ISA `dot_for` functions).
+#[allow(unused_macros)]
+macro_rules! return_if_type {
+    ($weight:ident; $mod_:ident :: $f:ident, $ty:ident, $($rest:tt)*) => {
+        if $weight == $crate::quant::GgmlType::$ty {
+            return Some(($f::dot as VecDotFn, $f::multi as VecDotMultiFn));
+        }
     };
 }
 

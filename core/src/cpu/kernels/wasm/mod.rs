@@ -68,14 +68,7 @@ for_each_vectorised_type!(wrap);
 
 /// The simd128 dot product (single and multi-row) for a weight type, if this module has one.
 fn dot_for(weight: GgmlType) -> Option<(VecDotFn, VecDotMultiFn)> {
-    macro_rules! pick {
-        ($mod_:ident :: $f:ident, $ty:ident, $($rest:tt)*) => {
-            if weight == GgmlType::$ty {
-                return Some(($f::dot as VecDotFn, $f::multi as VecDotMultiFn));
-            }
-        };
-    }
-    for_each_vectorised_type!(pick);
+    for_each_vectorised_type!(return_if_type, weight);
     None
 }
 
