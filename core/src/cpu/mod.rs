@@ -56,6 +56,13 @@ impl CpuWeight {
         &self.bytes.bytes()[r * self.row_bytes..(r + 1) * self.row_bytes]
     }
 
+    /// Bytes of rows `r..r + count` (counted across matrices), or `None` past the end.
+    pub fn rows(&self, r: usize, count: usize) -> Option<&[u8]> {
+        self.bytes
+            .bytes()
+            .get(r * self.row_bytes..(r + count) * self.row_bytes)
+    }
+
     /// Name and shape, for the shared shape rules.
     pub fn shape(&self) -> crate::shapes::WeightShape<'_> {
         crate::shapes::WeightShape {

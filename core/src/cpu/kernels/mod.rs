@@ -224,6 +224,7 @@ mod dot_iquants;
 mod dot_kquants;
 mod dot_legacy;
 mod isa;
+pub mod panel;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod raw;

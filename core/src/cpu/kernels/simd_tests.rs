@@ -265,3 +265,94 @@ fn weighted_row_sums_equal_axpy_row_by_row() {
         }
     }
 }
+
+/// The AVX-512 build computes the same integer sums as the AVX2 build, wider, and combines them
+/// in the same order (`x86`'s module docs): outside the float formats (whose reduction order
+/// follows ggml's for each width) the two tables must agree bit for bit.
+#[test]
+fn x86_builds_agree_bit_for_bit() {
+    let (Some(narrow), Some(wide)) = (kernels_for(Isa::Avx2), kernels_for(Isa::Avx512)) else {
+        return;
+    };
+    let mut rng = Rng(0xa512);
+    for (k, kw) in narrow.iter().zip(wide) {
+        assert_eq!(k.weight, kw.weight);
+        if matches!(k.weight, GgmlType::F32 | GgmlType::F16) {
+            continue;
+        }
+        let n: usize = 7168;
+        if !n.is_multiple_of(k.weight.block_elems().expect("known") as usize) {
+            continue;
+        }
+        let w = random_weights(&mut rng, k.weight, n);
+        let rb = k.act.row_bytes(n as u64).expect("whole") as usize;
+        let rows = 11;
+        let mut a = vec![0u8; rb * rows];
+        for r in 0..rows {
+            let x: Vec<f32> = (0..n).map(|_| rng.unit() * 2.0).collect();
+            a[r * rb..(r + 1) * rb].copy_from_slice(&act_bytes(k.act, &x));
+        }
+        let (mut got, mut want) = (vec![0f32; rows], vec![0f32; rows]);
+        (kw.multi)(n, &w, &a, rb, &mut got);
+        (k.multi)(n, &w, &a, rb, &mut want);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "{}", k.weight);
+        assert_eq!((kw.vec_dot)(n, &w, &a[..rb]).to_bits(), want[0].to_bits(), "{}", k.weight);
+    }
+}
+
+/// The panel GEMM (x86 AVX-512 VNNI) against the scalar dot product of every (row, token):
+/// within the rounding bound, for each k-quant type, several widths and token counts that
+/// exercise every tail of the token loop.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn panel_gemm_matches_the_scalar_dots() {
+    use super::x86::panel::{gemm_rows, pack, panel_bytes, ROWS};
+    if !super::x86::available_wide() {
+        return;
+    }
+    let mut rng = Rng(0x9a4e);
+    for ty in [
+        GgmlType::Q2_K,
+        GgmlType::Q3_K,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ] {
+        let k = KERNELS.iter().find(|k| k.weight == ty).expect("kernel");
+        for (cols, n) in [(256usize, 1usize), (768, 7), (7168, 9)] {
+            let row_bytes = ty.row_bytes(cols as u64).expect("whole") as usize;
+            let w: Vec<u8> = (0..ROWS)
+                .flat_map(|_| random_weights(&mut rng, ty, cols))
+                .collect();
+            let rb = k.act.row_bytes(cols as u64).expect("whole") as usize;
+            let xs: Vec<Vec<f32>> = (0..n)
+                .map(|_| (0..cols).map(|_| rng.unit() * 3.0).collect())
+                .collect();
+            let acts: Vec<u8> = xs.iter().flat_map(|x| act_bytes(k.act, x)).collect();
+            let mut panel = vec![0u8; panel_bytes(ty, cols).expect("k-quant")];
+            assert!(pack(ty, cols, &w, row_bytes, &mut panel));
+            let mut out = vec![f32::NAN; ROWS * n];
+            assert!(gemm_rows(ty, cols, &panel, &acts, rb, n, &mut out));
+            for i in 0..ROWS {
+                let wr = &w[i * row_bytes..(i + 1) * row_bytes];
+                let wf = dequant(ty, wr, cols);
+                for t in 0..n {
+                    let a = &acts[t * rb..(t + 1) * rb];
+                    let want = (k.scalar)(cols, wr, a) as f64;
+                    let got = out[i * n + t] as f64;
+                    let scale: f64 = wf
+                        .iter()
+                        .zip(dequant(k.act, a, cols))
+                        .map(|(&p, q)| (p as f64 * q as f64).abs())
+                        .sum();
+                    let bound = (cols as f64 / 256.0 + 8.0) * 2f64.powi(-22) * scale + 1e-30;
+                    assert!(
+                        (got - want).abs() <= bound,
+                        "{ty} cols={cols} row {i} token {t}: {got} vs scalar {want} (bound {bound:e})"
+                    );
+                }
+            }
+        }
+    }
+}

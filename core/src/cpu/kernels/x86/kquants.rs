@@ -13,12 +13,12 @@ use super::util::*;
 use crate::quant::grids::KVALUES_IQ4NL;
 use std::arch::x86_64::*;
 
-const Q8K: usize = 292;
+pub(super) const Q8K: usize = 292;
 
 /// Activation block `b` of row `y`: (d, codes pointer, bsums vector).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn act(y: *const u8, b: usize) -> (f32, *const u8, __m256i) {
+pub(super) unsafe fn act(y: *const u8, b: usize) -> (f32, *const u8, __m256i) {
     let yb = y.add(b * Q8K);
     (rd_f32(yb), yb.add(4), ld256(yb.add(260)))
 }
@@ -26,7 +26,7 @@ unsafe fn act(y: *const u8, b: usize) -> (f32, *const u8, __m256i) {
 /// Adds `d·ints − dmin·mins` (per lane) to `acc`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn accumulate(acc: __m256, d: f32, ints: __m256i, dmin: f32, mins: __m256i) -> __m256 {
+pub(super) unsafe fn accumulate(acc: __m256, d: f32, ints: __m256i, dmin: f32, mins: __m256i) -> __m256 {
     let acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(ints), acc);
     _mm256_fmadd_ps(_mm256_set1_ps(-dmin), _mm256_cvtepi32_ps(mins), acc)
 }
@@ -35,7 +35,7 @@ unsafe fn accumulate(acc: __m256, d: f32, ints: __m256i, dmin: f32, mins: __m256
 /// per-32-element quantity aligned with the 16 group sums.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn pairs_u8(v: u64) -> __m256i {
+pub(super) unsafe fn pairs_u8(v: u64) -> __m256i {
     let w = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(v as i64));
     _mm256_set_m128i(_mm_unpackhi_epi16(w, w), _mm_unpacklo_epi16(w, w))
 }
@@ -47,6 +47,9 @@ pub(super) unsafe fn q2_k<const N: usize, const W: bool>(
     w: *const u8,
     y: [*const u8; N],
 ) -> [f32; N] {
+    if W {
+        return super::kquants512::q2_k::<N>(nb, w, y);
+    }
     let m4 = _mm_set1_epi8(0x0f);
     let m3 = _mm256_set1_epi8(3);
     let mut acc = [_mm256_setzero_ps(); N];
@@ -84,7 +87,7 @@ pub(super) unsafe fn q2_k<const N: usize, const W: bool>(
 /// The 16 signed Q3_K scales (minus 32) as i16 lanes.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn q3_k_scales(p: *const u8) -> __m256i {
+pub(super) unsafe fn q3_k_scales(p: *const u8) -> __m256i {
     let (a0, a1, a2) = (rd_u32(p), rd_u32(p.add(4)), rd_u32(p.add(8)));
     let (lo, hi) = (0x0f0f_0f0fu32, 0x0303_0303u32);
     let w0 = (a0 & lo) | ((a2 & hi) << 4);
@@ -102,6 +105,9 @@ pub(super) unsafe fn q3_k<const N: usize, const W: bool>(
     w: *const u8,
     y: [*const u8; N],
 ) -> [f32; N] {
+    if W {
+        return super::kquants512::q3_k::<N>(nb, w, y);
+    }
     let m3 = _mm256_set1_epi8(3);
     let four = _mm256_set1_epi8(4);
     let mut acc = [_mm256_setzero_ps(); N];
@@ -143,7 +149,7 @@ pub(super) unsafe fn q3_k<const N: usize, const W: bool>(
 
 /// The eight 6-bit scales and eight 6-bit mins of Q4_K / Q5_K, one byte each.
 #[inline(always)]
-unsafe fn k4_scales(p: *const u8) -> (u64, u64) {
+pub(super) unsafe fn k4_scales(p: *const u8) -> (u64, u64) {
     let (s0, s1, s2) = (rd_u32(p), rd_u32(p.add(4)), rd_u32(p.add(8)));
     let (m6, m4, m2) = (0x3f3f_3f3fu32, 0x0f0f_0f0fu32, 0x0303_0303u32);
     let sc_lo = s0 & m6;
@@ -206,6 +212,9 @@ pub(super) unsafe fn q4_k<const N: usize, const W: bool>(
     w: *const u8,
     y: [*const u8; N],
 ) -> [f32; N] {
+    if W {
+        return super::kquants512::q4_k::<N>(nb, w, y);
+    }
     let zero = _mm256_setzero_si256();
     k4(nb, w, y, 144, 16, |_, _| (zero, zero))
 }
@@ -217,6 +226,9 @@ pub(super) unsafe fn q5_k<const N: usize, const W: bool>(
     w: *const u8,
     y: [*const u8; N],
 ) -> [f32; N] {
+    if W {
+        return super::kquants512::q5_k::<N>(nb, w, y);
+    }
     let sixteen = _mm256_set1_epi8(16);
     k4(nb, w, y, 176, 48, |x, c| {
         let qh = ld256(x.add(16));
@@ -235,6 +247,9 @@ pub(super) unsafe fn q6_k<const N: usize, const W: bool>(
     w: *const u8,
     y: [*const u8; N],
 ) -> [f32; N] {
+    if W {
+        return super::kquants512::q6_k::<N>(nb, w, y);
+    }
     let m4 = _mm256_set1_epi8(0x0f);
     let m30 = _mm256_set1_epi8(0x30);
     let mut acc = [_mm256_setzero_ps(); N];

@@ -20,6 +20,8 @@
 mod act;
 mod iquants;
 mod kquants;
+mod kquants512;
+pub(super) mod panel;
 mod legacy;
 mod util;
 

@@ -1,0 +1,414 @@
+//! Batched k-quant matmul (AVX-512 VNNI) on "panels": 16 weight rows decoded once into a
+//! row-interleaved layout, then multiplied with many activation rows.
+//!
+//! The one-row kernels spend most of a prompt's time outside the multiplies: every 256-element
+//! block of every (weight row, token) pair ends with a horizontal fold of its integer lanes and
+//! its own scale products. Here a vector lane is a weight row instead: the 64-byte group `q` of
+//! a panel block holds elements `4q..4q+4` of each of the 16 rows, so `vpdpbusd` with the
+//! token's 4 activation bytes broadcast adds 4 products to each of 16 rows at once, and every
+//! per-block step (scale multiply, mins, the float update) is done for 16 rows by one
+//! instruction. Matmul decodes a task's rows into a panel in L2 (the weights themselves stay
+//! in the mapped file) and reuses it for all of a batch's tokens.
+//!
+//! # Panel block layout (one per 256-element super-block)
+//!
+//! | bytes | contents |
+//! |---|---|
+//! | 4096 | codes: `[64 quads][16 rows][4]` unsigned, `u = code + offset` (or `u·scale`, see Q2_K) |
+//! | 64·G | scales: `[G groups][16 rows]` i32 (G = 8 for Q4_K/Q5_K, 16 for Q3_K/Q6_K, 0 for Q2_K) |
+//! | 512 | mins: `[8 pairs][16 rows][2]` i16, the multiplier of each 16-element group's sum |
+//! | 64 | `d` per row (f32) |
+//! | 64 | `e` per row (f32): `dmin`, or `d` for the offset formats |
+//!
+//! A row's block sum is `d·Σ_g scale_g·Σ_{i∈g} u_i·q_i − e·Σ_g min_g·bsum_g`, times the
+//! activation's `d`. With the offset formats (Q3_K `u = c + 4`, Q6_K `u = c + 32`) `min_g` is
+//! `offset·scale_g` and `e = d`; with the min formats (Q2_K, Q4_K, Q5_K) it is the block's min
+//! and `e = dmin`. Q2_K's scales (≤ 15) times its codes (≤ 3) fit in a byte, so its panel
+//! stores `u·scale` and needs no per-group multiply.
+//!
+//! The integer sums are exact; the float terms are added block after block per row (the
+//! one-row kernels add them in 8 lanes and sum the lanes at the end), a difference within the
+//! rounding bound the kernel tests check.
+
+use super::kquants::{k4_scales, Q8K};
+use super::kquants512::{ld512, q2_k_codes, q3_k_codes, q4_k_codes, q5_k_codes, q6_k_codes};
+use super::util::*;
+use crate::quant::GgmlType;
+use std::arch::x86_64::*;
+
+/// Weight rows per panel (one per 32-bit lane of a 512-bit vector).
+pub(crate) const ROWS: usize = 16;
+
+const CODES: usize = 4096;
+const MINS: usize = 512;
+
+/// The per-block numbers of one weight row, decoded by scalar code.
+struct Meta {
+    d: f32,
+    e: f32,
+    /// Per scale group (16 or 8 used).
+    scales: [i32; 16],
+    /// Per 16-element group: the multiplier of the activation's group sum.
+    mins: [i16; 16],
+}
+
+/// How one k-quant format fills a panel.
+struct Format {
+    block_bytes: usize,
+    /// Scale groups per block (0: scales folded into the codes).
+    groups: usize,
+    meta: fn(&[u8]) -> Meta,
+}
+
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    f16_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
+}
+
+fn q2_k_meta(b: &[u8]) -> Meta {
+    let mut mins = [0i16; 16];
+    for (g, m) in mins.iter_mut().enumerate() {
+        *m = (b[g] >> 4) as i16;
+    }
+    Meta {
+        d: f16_at(b, 80),
+        e: f16_at(b, 82),
+        scales: [1; 16],
+        mins,
+    }
+}
+
+fn q3_k_meta(b: &[u8]) -> Meta {
+    let word = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let (a0, a1, a2) = (word(96), word(100), word(104));
+    let (lo, hi) = (0x0f0f_0f0fu32, 0x0303_0303u32);
+    let words = [
+        (a0 & lo) | ((a2 & hi) << 4),
+        (a1 & lo) | (((a2 >> 2) & hi) << 4),
+        ((a0 >> 4) & lo) | (((a2 >> 4) & hi) << 4),
+        ((a1 >> 4) & lo) | (((a2 >> 6) & hi) << 4),
+    ];
+    let (mut scales, mut mins) = ([0i32; 16], [0i16; 16]);
+    for g in 0..16 {
+        let s = (words[g / 4] >> (8 * (g % 4))) as u8 as i32 - 32;
+        scales[g] = s;
+        mins[g] = (4 * s) as i16;
+    }
+    let d = f16_at(b, 108);
+    Meta {
+        d,
+        e: d,
+        scales,
+        mins,
+    }
+}
+
+fn k4_meta(b: &[u8]) -> Meta {
+    // SAFETY: a Q4_K / Q5_K block has 12 scale bytes at 4.
+    let (sc, mn) = unsafe { k4_scales(b[4..16].as_ptr()) };
+    let (mut scales, mut mins) = ([0i32; 16], [0i16; 16]);
+    for g in 0..8 {
+        scales[g] = ((sc >> (8 * g)) & 0xff) as i32;
+        let m = ((mn >> (8 * g)) & 0xff) as i16;
+        mins[2 * g] = m;
+        mins[2 * g + 1] = m;
+    }
+    Meta {
+        d: f16_at(b, 0),
+        e: f16_at(b, 2),
+        scales,
+        mins,
+    }
+}
+
+fn q6_k_meta(b: &[u8]) -> Meta {
+    let (mut scales, mut mins) = ([0i32; 16], [0i16; 16]);
+    for g in 0..16 {
+        let s = b[192 + g] as i8 as i32;
+        scales[g] = s;
+        mins[g] = (32 * s) as i16;
+    }
+    let d = f16_at(b, 208);
+    Meta {
+        d,
+        e: d,
+        scales,
+        mins,
+    }
+}
+
+/// Q2_K codes with the 16-element groups' scales multiplied in (`u·s ≤ 45`).
+#[inline(always)]
+unsafe fn q2_k_scaled_codes(x: *const u8, p: usize) -> __m512i {
+    let u = q2_k_codes(x, p);
+    // Scale bytes of groups 4p..4p+4, 16 bytes each (one group per 128-bit lane).
+    let sc = _mm512_and_si512(
+        _mm512_broadcast_i32x4(ld128(x)),
+        _mm512_set1_epi8(0x0f),
+    );
+    let lane = _mm512_set_epi32(
+        0x0303_0303,
+        0x0303_0303,
+        0x0303_0303,
+        0x0303_0303,
+        0x0202_0202,
+        0x0202_0202,
+        0x0202_0202,
+        0x0202_0202,
+        0x0101_0101,
+        0x0101_0101,
+        0x0101_0101,
+        0x0101_0101,
+        0,
+        0,
+        0,
+        0,
+    );
+    let s = _mm512_shuffle_epi8(sc, _mm512_add_epi8(lane, _mm512_set1_epi8(4 * p as i8)));
+    // Byte products through 16-bit multiplies: even bytes, then odd bytes.
+    let low = _mm512_set1_epi16(0x00ff);
+    let even = _mm512_and_si512(_mm512_mullo_epi16(u, s), low);
+    let odd = _mm512_mullo_epi16(_mm512_srli_epi16::<8>(u), _mm512_andnot_si512(low, s));
+    _mm512_or_si512(even, odd)
+}
+
+static Q2_K: Format = Format {
+    block_bytes: 84,
+    groups: 0,
+    meta: q2_k_meta,
+};
+static Q3_K: Format = Format {
+    block_bytes: 110,
+    groups: 16,
+    meta: q3_k_meta,
+};
+static Q4_K: Format = Format {
+    block_bytes: 144,
+    groups: 8,
+    meta: k4_meta,
+};
+static Q5_K: Format = Format {
+    block_bytes: 176,
+    groups: 8,
+    meta: k4_meta,
+};
+static Q6_K: Format = Format {
+    block_bytes: 210,
+    groups: 16,
+    meta: q6_k_meta,
+};
+
+fn format(ty: GgmlType) -> Option<&'static Format> {
+    Some(match ty {
+        GgmlType::Q2_K => &Q2_K,
+        GgmlType::Q3_K => &Q3_K,
+        GgmlType::Q4_K => &Q4_K,
+        GgmlType::Q5_K => &Q5_K,
+        GgmlType::Q6_K => &Q6_K,
+        _ => return None,
+    })
+}
+
+fn panel_block_bytes(f: &Format) -> usize {
+    CODES + 64 * f.groups + MINS + 2 * 64
+}
+
+/// Writes the codes of one weight block (row `i` of the panel) into the interleaved layout.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+unsafe fn pack_codes(ty: GgmlType, x: *const u8, i: usize, codes: *mut u8) {
+    // Quad j of chunk pair p is quad 16p + j of the block: 64 bytes apart per quad.
+    let stride = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(16),
+    );
+    for p in 0..4 {
+        let u = match ty {
+            GgmlType::Q2_K => q2_k_scaled_codes(x, p),
+            GgmlType::Q3_K => q3_k_codes(x, p),
+            GgmlType::Q4_K => q4_k_codes(x, p),
+            GgmlType::Q5_K => q5_k_codes(x, p),
+            _ => q6_k_codes(x, p),
+        };
+        let base = codes.add((256 * p + i) * 4) as *mut i32;
+        _mm512_i32scatter_epi32::<4>(base, stride, u);
+    }
+}
+
+/// The panel's rows `dot` `T` activation rows: per row lane, the sum over `nb` blocks.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+#[inline]
+unsafe fn gemm<const T: usize, const G: usize>(
+    panel: *const u8,
+    nb: usize,
+    y: [*const u8; T],
+) -> [__m512; T] {
+    let block_bytes = CODES + 64 * G + MINS + 128;
+    let mut acc = [_mm512_setzero_ps(); T];
+    for b in 0..nb {
+        let blk = panel.add(b * block_bytes);
+        let ya = |t: usize, at: usize| y[t].add(b * Q8K + at);
+        let bcast = |p: *const u8| _mm512_set1_epi32(rd_u32(p) as i32);
+        let mut ints = [_mm512_setzero_si512(); T];
+        if G == 0 {
+            for q in 0..64 {
+                let w = ld512(blk.add(64 * q));
+                for t in 0..T {
+                    ints[t] = _mm512_dpbusd_epi32(ints[t], w, bcast(ya(t, 4 + 4 * q)));
+                }
+            }
+        } else {
+            let quads = 64 / G;
+            for g in 0..G {
+                let mut sub = [_mm512_setzero_si512(); T];
+                for qq in 0..quads {
+                    let q = g * quads + qq;
+                    let w = ld512(blk.add(64 * q));
+                    for t in 0..T {
+                        sub[t] = _mm512_dpbusd_epi32(sub[t], w, bcast(ya(t, 4 + 4 * q)));
+                    }
+                }
+                let s = ld512(blk.add(CODES + 64 * g));
+                for t in 0..T {
+                    ints[t] = _mm512_add_epi32(ints[t], _mm512_mullo_epi32(sub[t], s));
+                }
+            }
+        }
+        let mins = blk.add(CODES + 64 * G);
+        let mut m = [_mm512_setzero_si512(); T];
+        for p in 0..8 {
+            let mv = ld512(mins.add(64 * p));
+            for t in 0..T {
+                m[t] = _mm512_dpwssd_epi32(m[t], mv, bcast(ya(t, 260 + 4 * p)));
+            }
+        }
+        let d = _mm512_loadu_ps(mins.add(MINS) as *const f32);
+        let e = _mm512_loadu_ps(mins.add(MINS + 64) as *const f32);
+        for t in 0..T {
+            let yd = _mm512_set1_ps(rd_f32(ya(t, 0)));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ints[t]), _mm512_mul_ps(d, yd), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m[t]), _mm512_mul_ps(e, yd), acc[t]);
+        }
+    }
+    acc
+}
+
+/// `out[i·n + t]` for the `T` tokens starting at `t0`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+unsafe fn gemm_into<const T: usize>(
+    groups: usize,
+    panel: *const u8,
+    nb: usize,
+    y: [*const u8; T],
+    out: &mut [f32],
+    n: usize,
+    t0: usize,
+) {
+    let acc = match groups {
+        0 => gemm::<T, 0>(panel, nb, y),
+        8 => gemm::<T, 8>(panel, nb, y),
+        _ => gemm::<T, 16>(panel, nb, y),
+    };
+    for (t, a) in acc.iter().enumerate() {
+        let mut lanes = [0f32; ROWS];
+        _mm512_storeu_ps(lanes.as_mut_ptr(), *a);
+        for (i, v) in lanes.iter().enumerate() {
+            out[i * n + t0 + t] = *v;
+        }
+    }
+}
+
+/// Panel bytes for rows of `cols` columns of `ty` (None: no panel kernel for `ty`).
+pub(crate) fn panel_bytes(ty: GgmlType, cols: usize) -> Option<usize> {
+    format(ty).map(|f| cols / 256 * panel_block_bytes(f))
+}
+
+/// Decodes [`ROWS`] weight rows (`row_bytes` apart in `w`, `cols` columns of `ty`) into
+/// `panel`. False (and nothing written) when the CPU lacks AVX-512 VNNI, `ty` has no panel
+/// kernel or a slice is too short.
+pub(crate) fn pack(ty: GgmlType, cols: usize, w: &[u8], row_bytes: usize, panel: &mut [u8]) -> bool {
+    let Some(f) = format(ty) else { return false };
+    let nb = cols / 256;
+    let pb = panel_block_bytes(f);
+    if !super::available_wide()
+        || row_bytes < nb * f.block_bytes
+        || w.len() < (ROWS - 1) * row_bytes + nb * f.block_bytes
+        || panel.len() < nb * pb
+    {
+        return false;
+    }
+    for b in 0..nb {
+        let blk = &mut panel[b * pb..(b + 1) * pb];
+        for i in 0..ROWS {
+            let at = i * row_bytes + b * f.block_bytes;
+            let x = &w[at..at + f.block_bytes];
+            // SAFETY: features checked; `x` is one whole block and `blk` holds the codes.
+            unsafe { pack_codes(ty, x.as_ptr(), i, blk.as_mut_ptr()) };
+            let meta = (f.meta)(x);
+            for g in 0..f.groups {
+                let at = CODES + 4 * (g * ROWS + i);
+                blk[at..at + 4].copy_from_slice(&meta.scales[g].to_le_bytes());
+            }
+            let mins = CODES + 64 * f.groups;
+            for g in 0..16 {
+                let at = mins + 4 * ((g / 2) * ROWS + i) + 2 * (g % 2);
+                blk[at..at + 2].copy_from_slice(&meta.mins[g].to_le_bytes());
+            }
+            let at = mins + MINS + 4 * i;
+            blk[at..at + 4].copy_from_slice(&meta.d.to_le_bytes());
+            blk[at + 64..at + 68].copy_from_slice(&meta.e.to_le_bytes());
+        }
+    }
+    true
+}
+
+/// Tokens per GEMM call: four accumulator sets of three vectors stay in registers.
+const TOKENS: usize = 4;
+
+/// `out[i·n + t] = panel row i · activation row t` for `n` Q8_K activation rows `stride`
+/// bytes apart. False (nothing written) when the CPU lacks AVX-512 VNNI or a slice is short.
+pub(crate) fn gemm_rows(
+    ty: GgmlType,
+    cols: usize,
+    panel: &[u8],
+    acts: &[u8],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+) -> bool {
+    let Some(f) = format(ty) else { return false };
+    let nb = cols / 256;
+    if n == 0 {
+        return true;
+    }
+    if !super::available_wide()
+        || panel.len() < nb * panel_block_bytes(f)
+        || stride < nb * Q8K
+        || acts.len() < (n - 1) * stride + nb * Q8K
+        || out.len() < ROWS * n
+    {
+        return false;
+    }
+    let (p, a) = (panel.as_ptr(), acts.as_ptr());
+    let y = |t: usize| a.wrapping_add(t * stride);
+    let mut t = 0;
+    // SAFETY: features checked; every activation row t < n holds nb blocks and the panel nb
+    // panel blocks (checked above); `out` indices stay below ROWS·n.
+    unsafe {
+        while t + 8 <= n {
+            let ys = [y(t), y(t + 1), y(t + 2), y(t + 3), y(t + 4), y(t + 5), y(t + 6), y(t + 7)];
+            gemm_into::<8>(f.groups, p, nb, ys, out, n, t);
+            t += 8;
+        }
+        while t + TOKENS <= n {
+            gemm_into::<TOKENS>(f.groups, p, nb, [y(t), y(t + 1), y(t + 2), y(t + 3)], out, n, t);
+            t += TOKENS;
+        }
+        if t + 2 <= n {
+            gemm_into::<2>(f.groups, p, nb, [y(t), y(t + 1)], out, n, t);
+            t += 2;
+        }
+        if t < n {
+            gemm_into::<1>(f.groups, p, nb, [y(t)], out, n, t);
+        }
+    }
+    true
+}
