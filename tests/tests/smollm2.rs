@@ -163,8 +163,12 @@ fn perplexity_matches_llama_perplexity() {
         "PPL sluice {got:.4}, llama-perplexity {want:.4}: {:.3} % apart",
         100.0 * rel
     );
+    // The bound is the summation-order noise of this model, measured on this text: llama.cpp
+    // itself reads 36.41 with flash attention and 36.51 without (0.28 % apart), and sluice's
+    // own kernels, all exact in their integer sums, read 36.23 (scalar, ggml's generic order)
+    // and 36.52 (AVX2 lanes): 0.8 % apart. A wrong kernel or a wrong layer moves it by far more.
     assert!(
-        rel <= 0.005,
+        rel <= 0.01,
         "PPL {got} is {:.2} % from llama-perplexity's {want}",
         100.0 * rel
     );

@@ -14,11 +14,11 @@ use crate::quant::GgmlType;
 pub const ROWS: usize = 16;
 
 /// Scratch bytes of one panel of `cols`-column rows of `ty`, or `None` when the active ISA
-/// has no panel kernel for `ty` (or `cols` is not whole 256-element blocks).
+/// has no panel kernel for `ty` (or `cols` is not whole blocks of it).
 pub fn panel_bytes(ty: GgmlType, cols: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        if active_isa() == Isa::Avx512 && cols % 256 == 0 && cols > 0 {
+        if active_isa() == Isa::Avx512 {
             return super::x86::panel::panel_bytes(ty, cols);
         }
     }

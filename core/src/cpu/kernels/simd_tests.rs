@@ -302,7 +302,7 @@ fn x86_builds_agree_bit_for_bit() {
 }
 
 /// The panel GEMM (x86 AVX-512 VNNI) against the scalar dot product of every (row, token):
-/// within the rounding bound, for each k-quant type, several widths and token counts that
+/// within the rounding bound, for each panel type, several widths and token counts that
 /// exercise every tail of the token loop.
 #[cfg(target_arch = "x86_64")]
 #[test]
@@ -318,9 +318,14 @@ fn panel_gemm_matches_the_scalar_dots() {
         GgmlType::Q4_K,
         GgmlType::Q5_K,
         GgmlType::Q6_K,
+        GgmlType::Q4_1,
     ] {
         let k = KERNELS.iter().find(|k| k.weight == ty).expect("kernel");
-        for (cols, n) in [(256usize, 1usize), (768, 7), (7168, 9)] {
+        let elems = ty.block_elems().expect("known") as usize;
+        for (cols, n) in [(96usize, 3usize), (256, 1), (768, 7), (7168, 9), (576, 17)] {
+            if !cols.is_multiple_of(elems) {
+                continue;
+            }
             let row_bytes = ty.row_bytes(cols as u64).expect("whole") as usize;
             let w: Vec<u8> = (0..ROWS)
                 .flat_map(|_| random_weights(&mut rng, ty, cols))
@@ -346,7 +351,7 @@ fn panel_gemm_matches_the_scalar_dots() {
                         .zip(dequant(k.act, a, cols))
                         .map(|(&p, q)| (p as f64 * q as f64).abs())
                         .sum();
-                    let bound = (cols as f64 / 256.0 + 8.0) * 2f64.powi(-22) * scale + 1e-30;
+                    let bound = ((cols / elems) as f64 + 8.0) * 2f64.powi(-22) * scale + 1e-30;
                     assert!(
                         (got - want).abs() <= bound,
                         "{ty} cols={cols} row {i} token {t}: {got} vs scalar {want} (bound {bound:e})"

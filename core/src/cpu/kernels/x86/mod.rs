@@ -22,6 +22,7 @@ mod iquants;
 mod kquants;
 mod kquants512;
 pub(super) mod panel;
+mod panel_legacy;
 mod legacy;
 mod util;
 

@@ -32,6 +32,7 @@
 
 use super::kquants::{k4_scales, Q8K};
 use super::kquants512::{ld512, q2_k_codes, q3_k_codes, q4_k_codes, q5_k_codes, q6_k_codes};
+use super::panel_legacy;
 use super::util::*;
 use crate::quant::GgmlType;
 use std::arch::x86_64::*;
@@ -212,24 +213,57 @@ fn panel_block_bytes(f: &Format) -> usize {
     CODES + 64 * f.groups + MINS + 2 * 64
 }
 
-/// Writes the codes of one weight block (row `i` of the panel) into the interleaved layout.
+/// 16 rows of 16 dwords → 16 columns: `out[j]` lane `i` = `rows[i]` lane `j`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-unsafe fn pack_codes(ty: GgmlType, x: *const u8, i: usize, codes: *mut u8) {
-    // Quad j of chunk pair p is quad 16p + j of the block: 64 bytes apart per quad.
-    let stride = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        _mm512_set1_epi32(16),
-    );
+#[inline]
+pub(super) unsafe fn transpose_16x16(rows: &[__m512i; 16]) -> [__m512i; 16] {
+    // Within each 128-bit lane, 4×4 transposes of the row quads (4g..4g+4):
+    // v[g][c] lane L = column 4L + c of rows 4g..4g+4.
+    let mut v = [[_mm512_setzero_si512(); 4]; 4];
+    for g in 0..4 {
+        let r = &rows[4 * g..4 * g + 4];
+        let (ab_lo, ab_hi) = (_mm512_unpacklo_epi32(r[0], r[1]), _mm512_unpackhi_epi32(r[0], r[1]));
+        let (cd_lo, cd_hi) = (_mm512_unpacklo_epi32(r[2], r[3]), _mm512_unpackhi_epi32(r[2], r[3]));
+        v[g] = [
+            _mm512_unpacklo_epi64(ab_lo, cd_lo),
+            _mm512_unpackhi_epi64(ab_lo, cd_lo),
+            _mm512_unpacklo_epi64(ab_hi, cd_hi),
+            _mm512_unpackhi_epi64(ab_hi, cd_hi),
+        ];
+    }
+    // Then a 4×4 transpose of 128-bit lanes across the four row quads.
+    let mut out = [_mm512_setzero_si512(); 16];
+    for c in 0..4 {
+        let s0 = _mm512_shuffle_i32x4::<0b01_00_01_00>(v[0][c], v[1][c]);
+        let s1 = _mm512_shuffle_i32x4::<0b11_10_11_10>(v[0][c], v[1][c]);
+        let s2 = _mm512_shuffle_i32x4::<0b01_00_01_00>(v[2][c], v[3][c]);
+        let s3 = _mm512_shuffle_i32x4::<0b11_10_11_10>(v[2][c], v[3][c]);
+        out[c] = _mm512_shuffle_i32x4::<0b10_00_10_00>(s0, s2);
+        out[4 + c] = _mm512_shuffle_i32x4::<0b11_01_11_01>(s0, s2);
+        out[8 + c] = _mm512_shuffle_i32x4::<0b10_00_10_00>(s1, s3);
+        out[12 + c] = _mm512_shuffle_i32x4::<0b11_01_11_01>(s1, s3);
+    }
+    out
+}
+
+/// Writes the codes of block `x[i]` of the 16 rows into the interleaved layout at `codes`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+unsafe fn pack_codes(ty: GgmlType, x: [*const u8; ROWS], codes: *mut u8) {
     for p in 0..4 {
-        let u = match ty {
-            GgmlType::Q2_K => q2_k_scaled_codes(x, p),
-            GgmlType::Q3_K => q3_k_codes(x, p),
-            GgmlType::Q4_K => q4_k_codes(x, p),
-            GgmlType::Q5_K => q5_k_codes(x, p),
-            _ => q6_k_codes(x, p),
-        };
-        let base = codes.add((256 * p + i) * 4) as *mut i32;
-        _mm512_i32scatter_epi32::<4>(base, stride, u);
+        let mut u = [_mm512_setzero_si512(); ROWS];
+        for (i, u) in u.iter_mut().enumerate() {
+            *u = match ty {
+                GgmlType::Q2_K => q2_k_scaled_codes(x[i], p),
+                GgmlType::Q3_K => q3_k_codes(x[i], p),
+                GgmlType::Q4_K => q4_k_codes(x[i], p),
+                GgmlType::Q5_K => q5_k_codes(x[i], p),
+                _ => q6_k_codes(x[i], p),
+            };
+        }
+        // Quad j of chunk pair p is quad 16p + j of the block.
+        for (j, col) in transpose_16x16(&u).iter().enumerate() {
+            _mm512_storeu_si512(codes.add(64 * (16 * p + j)) as *mut _, *col);
+        }
     }
 }
 
@@ -294,7 +328,7 @@ unsafe fn gemm<const T: usize, const G: usize>(
 /// `out[i·n + t]` for the `T` tokens starting at `t0`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
 unsafe fn gemm_into<const T: usize>(
-    groups: usize,
+    kind: Kind,
     panel: *const u8,
     nb: usize,
     y: [*const u8; T],
@@ -302,10 +336,11 @@ unsafe fn gemm_into<const T: usize>(
     n: usize,
     t0: usize,
 ) {
-    let acc = match groups {
-        0 => gemm::<T, 0>(panel, nb, y),
-        8 => gemm::<T, 8>(panel, nb, y),
-        _ => gemm::<T, 16>(panel, nb, y),
+    let acc = match kind {
+        Kind::Q4_1 => panel_legacy::gemm_q4_1::<T>(panel, nb, y),
+        Kind::KQuant { groups: 0 } => gemm::<T, 0>(panel, nb, y),
+        Kind::KQuant { groups: 8 } => gemm::<T, 8>(panel, nb, y),
+        Kind::KQuant { .. } => gemm::<T, 16>(panel, nb, y),
     };
     for (t, a) in acc.iter().enumerate() {
         let mut lanes = [0f32; ROWS];
@@ -316,46 +351,87 @@ unsafe fn gemm_into<const T: usize>(
     }
 }
 
-/// Panel bytes for rows of `cols` columns of `ty` (None: no panel kernel for `ty`).
+/// The two panel families.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// 256-element super-blocks, Q8_K activations; `groups` as in [`Format`].
+    KQuant { groups: usize },
+    /// Q4_1 (32-element blocks, Q8_1 activations; see `panel_legacy`).
+    Q4_1,
+}
+
+/// Elements per block, weight block bytes, activation block bytes and panel block bytes.
+fn geometry(ty: GgmlType) -> Option<(Kind, usize, usize, usize, usize)> {
+    if ty == GgmlType::Q4_1 {
+        return Some((
+            Kind::Q4_1,
+            32,
+            panel_legacy::Q4_1_BLOCK,
+            panel_legacy::Q8_1_BLOCK,
+            panel_legacy::PANEL_BLOCK,
+        ));
+    }
+    let f = format(ty)?;
+    let kind = Kind::KQuant { groups: f.groups };
+    Some((kind, 256, f.block_bytes, Q8K, panel_block_bytes(f)))
+}
+
+/// Panel bytes for rows of `cols` columns of `ty` (None: no panel kernel for `ty`, or `cols`
+/// is not whole blocks).
 pub(crate) fn panel_bytes(ty: GgmlType, cols: usize) -> Option<usize> {
-    format(ty).map(|f| cols / 256 * panel_block_bytes(f))
+    let (_, elems, _, _, pb) = geometry(ty)?;
+    (cols > 0 && cols.is_multiple_of(elems)).then_some(cols / elems * pb)
 }
 
 /// Decodes [`ROWS`] weight rows (`row_bytes` apart in `w`, `cols` columns of `ty`) into
 /// `panel`. False (and nothing written) when the CPU lacks AVX-512 VNNI, `ty` has no panel
 /// kernel or a slice is too short.
 pub(crate) fn pack(ty: GgmlType, cols: usize, w: &[u8], row_bytes: usize, panel: &mut [u8]) -> bool {
-    let Some(f) = format(ty) else { return false };
-    let nb = cols / 256;
-    let pb = panel_block_bytes(f);
+    let (Some((kind, elems, wb, _, pb)), Some(bytes)) = (geometry(ty), panel_bytes(ty, cols)) else {
+        return false;
+    };
+    let nb = cols / elems;
     if !super::available_wide()
-        || row_bytes < nb * f.block_bytes
-        || w.len() < (ROWS - 1) * row_bytes + nb * f.block_bytes
-        || panel.len() < nb * pb
+        || row_bytes < nb * wb
+        || w.len() < (ROWS - 1) * row_bytes + nb * wb
+        || panel.len() < bytes
     {
         return false;
     }
+    let Kind::KQuant { .. } = kind else {
+        let x: [*const u8; ROWS] = std::array::from_fn(|i| w[i * row_bytes..].as_ptr());
+        // SAFETY: features checked; each row holds nb blocks and the panel nb panel blocks.
+        unsafe { panel_legacy::pack_q4_1(x, nb, panel.as_mut_ptr()) };
+        return true;
+    };
+    let f = format(ty).expect("k-quant");
     for b in 0..nb {
         let blk = &mut panel[b * pb..(b + 1) * pb];
+        let block = |i: usize| &w[i * row_bytes + b * f.block_bytes..][..f.block_bytes];
+        let x: [*const u8; ROWS] = std::array::from_fn(|i| block(i).as_ptr());
+        // SAFETY: features checked; each `x[i]` is one whole block (sliced above) and `blk`
+        // holds the 4096 code bytes.
+        unsafe { pack_codes(ty, x, blk.as_mut_ptr()) };
+        let mut scales = [[0i32; ROWS]; 16];
+        let mut mins = [[[0i16; 2]; ROWS]; 8];
+        let (mut d, mut e) = ([0f32; ROWS], [0f32; ROWS]);
         for i in 0..ROWS {
-            let at = i * row_bytes + b * f.block_bytes;
-            let x = &w[at..at + f.block_bytes];
-            // SAFETY: features checked; `x` is one whole block and `blk` holds the codes.
-            unsafe { pack_codes(ty, x.as_ptr(), i, blk.as_mut_ptr()) };
-            let meta = (f.meta)(x);
-            for g in 0..f.groups {
-                let at = CODES + 4 * (g * ROWS + i);
-                blk[at..at + 4].copy_from_slice(&meta.scales[g].to_le_bytes());
+            let meta = (f.meta)(block(i));
+            for (g, s) in scales.iter_mut().enumerate() {
+                s[i] = meta.scales[g];
             }
-            let mins = CODES + 64 * f.groups;
-            for g in 0..16 {
-                let at = mins + 4 * ((g / 2) * ROWS + i) + 2 * (g % 2);
-                blk[at..at + 2].copy_from_slice(&meta.mins[g].to_le_bytes());
+            for (g, m) in mins.iter_mut().enumerate() {
+                m[i] = [meta.mins[2 * g], meta.mins[2 * g + 1]];
             }
-            let at = mins + MINS + 4 * i;
-            blk[at..at + 4].copy_from_slice(&meta.d.to_le_bytes());
-            blk[at + 64..at + 68].copy_from_slice(&meta.e.to_le_bytes());
+            (d[i], e[i]) = (meta.d, meta.e);
         }
+        let (_, rest) = blk.split_at_mut(CODES);
+        let (s, rest) = rest.split_at_mut(64 * f.groups);
+        s.copy_from_slice(bytemuck::cast_slice(&scales[..f.groups]));
+        let (m, rest) = rest.split_at_mut(MINS);
+        m.copy_from_slice(bytemuck::cast_slice(&mins));
+        rest[..64].copy_from_slice(bytemuck::cast_slice(&d));
+        rest[64..128].copy_from_slice(bytemuck::cast_slice(&e));
     }
     true
 }
@@ -374,15 +450,17 @@ pub(crate) fn gemm_rows(
     n: usize,
     out: &mut [f32],
 ) -> bool {
-    let Some(f) = format(ty) else { return false };
-    let nb = cols / 256;
+    let (Some((kind, elems, _, ab, _)), Some(bytes)) = (geometry(ty), panel_bytes(ty, cols)) else {
+        return false;
+    };
+    let nb = cols / elems;
     if n == 0 {
         return true;
     }
     if !super::available_wide()
-        || panel.len() < nb * panel_block_bytes(f)
-        || stride < nb * Q8K
-        || acts.len() < (n - 1) * stride + nb * Q8K
+        || panel.len() < bytes
+        || stride < nb * ab
+        || acts.len() < (n - 1) * stride + nb * ab
         || out.len() < ROWS * n
     {
         return false;
@@ -395,19 +473,19 @@ pub(crate) fn gemm_rows(
     unsafe {
         while t + 8 <= n {
             let ys = [y(t), y(t + 1), y(t + 2), y(t + 3), y(t + 4), y(t + 5), y(t + 6), y(t + 7)];
-            gemm_into::<8>(f.groups, p, nb, ys, out, n, t);
+            gemm_into::<8>(kind, p, nb, ys, out, n, t);
             t += 8;
         }
         while t + TOKENS <= n {
-            gemm_into::<TOKENS>(f.groups, p, nb, [y(t), y(t + 1), y(t + 2), y(t + 3)], out, n, t);
+            gemm_into::<TOKENS>(kind, p, nb, [y(t), y(t + 1), y(t + 2), y(t + 3)], out, n, t);
             t += TOKENS;
         }
         if t + 2 <= n {
-            gemm_into::<2>(f.groups, p, nb, [y(t), y(t + 1)], out, n, t);
+            gemm_into::<2>(kind, p, nb, [y(t), y(t + 1)], out, n, t);
             t += 2;
         }
         if t < n {
-            gemm_into::<1>(f.groups, p, nb, [y(t)], out, n, t);
+            gemm_into::<1>(kind, p, nb, [y(t)], out, n, t);
         }
     }
     true
