@@ -355,9 +355,15 @@ struct F32Rows<'a> {
     head: usize,
 }
 
+/// Most heads one task of [`tiled`] takes (they share a KV head and its rows).
+const TILE_HEADS: usize = 8;
+
 /// The batched path over f32 rows: full softmax per (query row, head), f32 scores and f32
-/// accumulation. Each task takes one query row and a group of heads that share a KV head, so
-/// the value rows are read once for the whole group (MLA: 128 heads share one latent row).
+/// accumulation. Each task takes one query row and a group of up to [`TILE_HEADS`] heads that
+/// share a KV head, so the key and value rows are read once for the whole group (MLA: 128
+/// heads share one latent row): the scores of all its heads come from one small GEMM over the
+/// visible keys ([`dot_f32_tile`](super::kernels::dot_f32_tile)), the outputs from one pass
+/// over the value rows ([`weighted_row_sums`](super::kernels::weighted_row_sums)).
 fn tiled(
     pool: &Pool,
     k: &F32Rows,
@@ -369,24 +375,33 @@ fn tiled(
 ) {
     let (dk, dv) = (p.head_dim_k, p.head_dim_v);
     let group = p.n_head / p.n_head_kv;
-    let heads = [4, 3, 2, 1]
+    let heads = [TILE_HEADS, 4, 3, 2, 1]
         .into_iter()
         .find(|&g| group.is_multiple_of(g))
         .unwrap_or(1);
     let groups_per_row = p.n_head / heads;
-    let dot = super::kernels::dot_f32_fn();
     pool.for_chunks(&mut out.data, heads * dv, |i, o| {
         let (t, h0) = (i / groups_per_row, (i % groups_per_row) * heads);
         let kvh = h0 / group;
         let visible = start + t + 1;
         with_task_scratch(heads * visible, |scores| {
-            let mut inv = [0f32; 4];
-            for (j, sc_row) in scores.chunks_exact_mut(visible).enumerate() {
-                let qh = &q.row(t)[(h0 + j) * dk..(h0 + j + 1) * dk];
+            // scores[j·visible + s] = q_{h0+j} · k_s (the causal mask: only s < visible).
+            super::kernels::dot_f32_tile(
+                dk,
+                &q.row(t)[h0 * dk..(h0 + heads) * dk],
+                dk,
+                heads,
+                &k.data[kvh * k.head..],
+                k.stride,
+                visible,
+                scores,
+                visible,
+            );
+            let mut inv = [0f32; TILE_HEADS];
+            for (sc_row, inv) in scores.chunks_exact_mut(visible).zip(&mut inv) {
                 let mut max = f32::NEG_INFINITY;
-                for (s, sc) in sc_row.iter_mut().enumerate() {
-                    let kh = &k.data[s * k.stride + kvh * k.head..][..dk];
-                    *sc = dot(qh, kh) * p.scale;
+                for sc in sc_row.iter_mut() {
+                    *sc *= p.scale;
                     max = max.max(*sc);
                 }
                 let mut sum = 0.0f32;
@@ -394,7 +409,7 @@ fn tiled(
                     *sc = (*sc - max).exp();
                     sum += *sc;
                 }
-                inv[j] = 1.0 / sum;
+                *inv = 1.0 / sum;
             }
             // Σ_s w·v (in order of s, one FMA per term), then · 1/Σw.
             super::kernels::weighted_row_sums(

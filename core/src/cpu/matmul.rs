@@ -110,7 +110,14 @@ thread_local! {
 
 /// The panel path of [`task_rows`]: fills `acc` for the task's first whole panels and returns
 /// how many rows it did (0 when the active ISA has no panel kernel for this weight).
-fn panel_rows(w: &CpuWeight, first: usize, acts: &[u8], n: usize, stride: usize, acc: &mut [f32]) -> usize {
+fn panel_rows(
+    w: &CpuWeight,
+    first: usize,
+    acts: &[u8],
+    n: usize,
+    stride: usize,
+    acc: &mut [f32],
+) -> usize {
     let Some(bytes) = panel::panel_bytes(w.ty, w.cols) else {
         return 0;
     };
@@ -277,15 +284,27 @@ pub fn matmul_groups(
         let a = &acts[g * n * stride..(g + 1) * n * stride];
         task_rows(k, w, first, a, n, stride, o)
     });
-    let cols = out.cols;
-    for g in 0..groups {
-        let b = g * os.stride + os.offset;
-        let block = &buf.acc[g * w.rows * n..(g + 1) * w.rows * n];
-        for (r, col) in block.chunks_exact(n).enumerate() {
-            for (t, &v) in col.iter().enumerate() {
-                out.data[t * cols + b + r] = v;
+    // Into the token-major output, in parallel over runs of 16 tokens: each weight row's 16
+    // values are one cache line of `acc`, and a task's 16 output rows stay in L1.
+    let (cols, rows, acc) = (out.cols, w.rows, &buf.acc);
+    let work = |ci: usize, o: &mut [f32]| {
+        let t0 = ci * 16;
+        let tokens = o.len() / cols;
+        for g in 0..groups {
+            let b = g * os.stride + os.offset;
+            for r in 0..rows {
+                let src = &acc[(g * rows + r) * n + t0..][..tokens];
+                for (j, &v) in src.iter().enumerate() {
+                    o[j * cols + b + r] = v;
+                }
             }
         }
+    };
+    let data = &mut out.data[..n * cols];
+    if n * rows * groups >= 1 << 15 {
+        pool.for_chunks(data, 16 * cols, work);
+    } else {
+        work(0, data);
     }
     Ok(())
 }

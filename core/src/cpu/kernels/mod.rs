@@ -224,9 +224,9 @@ mod dot_iquants;
 mod dot_kquants;
 mod dot_legacy;
 mod isa;
-pub mod panel;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub mod panel;
 mod raw;
 mod store;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -234,6 +234,8 @@ mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+#[cfg(test)]
+mod attn_tests;
 #[cfg(test)]
 mod simd_tests;
 #[cfg(test)]
@@ -399,17 +401,104 @@ pub fn weighted_row_sums(
     heads: usize,
     out: &mut [f32],
 ) {
+    weighted_row_sums_isa(active_isa(), v, stride, rows, w, heads, out)
+}
+
+/// [`weighted_row_sums`] by the kernels of `isa` (for tests of every build).
+pub(crate) fn weighted_row_sums_isa(
+    isa: Isa,
+    v: &[f32],
+    stride: usize,
+    rows: usize,
+    w: &[f32],
+    heads: usize,
+    out: &mut [f32],
+) {
     let n = out.len() / heads.max(1);
     assert!(heads > 0 && out.len() == heads * n && w.len() >= heads * rows);
     assert!(rows == 0 || v.len() >= (rows - 1) * stride + n);
     #[cfg(target_arch = "x86_64")]
-    if active_isa().is_x86() && x86::weighted_row_sums(v, stride, rows, w, heads, out) {
+    if isa.is_x86() && x86::weighted_row_sums(isa == Isa::Avx512, v, stride, rows, w, heads, out) {
         return;
     }
+    let _ = isa;
     for (h, o) in out.chunks_exact_mut(n).enumerate() {
         o.fill(0.0);
         for s in 0..rows {
             axpy(o, w[h * rows + s], &v[s * stride..s * stride + n]);
+        }
+    }
+}
+
+/// `out[j·ld + s] = Σ_{i < d} q[j·q_stride + i] · k[s·k_stride + i]` for `j < n_q`, `s < n_k`:
+/// attention's query·key scores for a few query vectors against a run of keys, as one small
+/// GEMM. On x86 a register tile of queries × keys is accumulated together (each key loaded
+/// once per tile of queries), each product in one FMA accumulator of 8 lanes (AVX2) or 16
+/// lanes (AVX-512) over the chunks of `d`, lanes added pairwise, the `d % 8` tail by multiply
+/// and add: a rounding of the sum that differs from [`dot_f32`]'s only in the order of addition. Elsewhere it is [`dot_f32`] per
+/// pair. Panics if a slice is too short or `ld < n_k`.
+#[allow(clippy::too_many_arguments)]
+pub fn dot_f32_tile(
+    d: usize,
+    q: &[f32],
+    q_stride: usize,
+    n_q: usize,
+    k: &[f32],
+    k_stride: usize,
+    n_k: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
+    dot_f32_tile_isa(active_isa(), d, q, q_stride, n_q, k, k_stride, n_k, out, ld)
+}
+
+/// [`dot_f32_tile`] by the kernels of `isa` (for tests of every build).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dot_f32_tile_isa(
+    isa: Isa,
+    d: usize,
+    q: &[f32],
+    q_stride: usize,
+    n_q: usize,
+    k: &[f32],
+    k_stride: usize,
+    n_k: usize,
+    out: &mut [f32],
+    ld: usize,
+) {
+    if n_q == 0 || n_k == 0 {
+        return;
+    }
+    assert!(ld >= n_k && out.len() >= (n_q - 1) * ld + n_k);
+    assert!(q.len() >= (n_q - 1) * q_stride + d && k.len() >= (n_k - 1) * k_stride + d);
+    #[cfg(target_arch = "x86_64")]
+    if isa.is_x86()
+        && x86::dot_f32_tile(
+            isa == Isa::Avx512,
+            d,
+            q,
+            q_stride,
+            n_q,
+            k,
+            k_stride,
+            n_k,
+            out,
+            ld,
+        )
+    {
+        return;
+    }
+    let dot = kernels_for(isa)
+        .and_then(|t| t.iter().find(|k| k.weight == GgmlType::F32))
+        .map_or(dot_float::dot_f32 as VecDotFn, |k| k.vec_dot);
+    for j in 0..n_q {
+        let qj: &[u8] = bytemuck::cast_slice(&q[j * q_stride..j * q_stride + d]);
+        for (s, o) in out[j * ld..j * ld + n_k].iter_mut().enumerate() {
+            *o = dot(
+                d,
+                bytemuck::cast_slice(&k[s * k_stride..s * k_stride + d]),
+                qj,
+            );
         }
     }
 }

@@ -297,7 +297,12 @@ fn x86_builds_agree_bit_for_bit() {
         (k.multi)(n, &w, &a, rb, &mut want);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&got), bits(&want), "{}", k.weight);
-        assert_eq!((kw.vec_dot)(n, &w, &a[..rb]).to_bits(), want[0].to_bits(), "{}", k.weight);
+        assert_eq!(
+            (kw.vec_dot)(n, &w, &a[..rb]).to_bits(),
+            want[0].to_bits(),
+            "{}",
+            k.weight
+        );
     }
 }
 

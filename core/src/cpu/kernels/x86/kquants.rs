@@ -26,7 +26,13 @@ pub(super) unsafe fn act(y: *const u8, b: usize) -> (f32, *const u8, __m256i) {
 /// Adds `d·ints − dmin·mins` (per lane) to `acc`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-pub(super) unsafe fn accumulate(acc: __m256, d: f32, ints: __m256i, dmin: f32, mins: __m256i) -> __m256 {
+pub(super) unsafe fn accumulate(
+    acc: __m256,
+    d: f32,
+    ints: __m256i,
+    dmin: f32,
+    mins: __m256i,
+) -> __m256 {
     let acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(ints), acc);
     _mm256_fmadd_ps(_mm256_set1_ps(-dmin), _mm256_cvtepi32_ps(mins), acc)
 }

@@ -85,17 +85,18 @@ unsafe fn madd_rows<const N: usize>(
 /// The 16 i32 lanes folded onto 8: lane i + lane i+8.
 #[inline(always)]
 unsafe fn fold(v: __m512i) -> __m256i {
-    _mm256_add_epi32(
-        _mm512_castsi512_si256(v),
-        _mm512_extracti64x4_epi64::<1>(v),
-    )
+    _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
 }
 
 /// Q2_K chunk pair `p` (elements 64p..64p+64) of the block at `x`: codes 0..3.
 #[inline(always)]
 pub(super) unsafe fn q2_k_codes(x: *const u8, p: usize) -> __m512i {
     let q = _mm512_broadcast_i64x4(ld256(x.add(16 + 32 * (p / 2))));
-    let shift = if p % 2 == 0 { halves_i16(0, 2) } else { halves_i16(4, 6) };
+    let shift = if p.is_multiple_of(2) {
+        halves_i16(0, 2)
+    } else {
+        halves_i16(4, 6)
+    };
     _mm512_and_si512(_mm512_srlv_epi16(q, shift), _mm512_set1_epi8(3))
 }
 
@@ -129,7 +130,11 @@ pub(super) unsafe fn q2_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8
 #[inline(always)]
 pub(super) unsafe fn q3_k_codes(x: *const u8, p: usize) -> __m512i {
     let q = _mm512_broadcast_i64x4(ld256(x.add(32 + 32 * (p / 2))));
-    let shift = if p % 2 == 0 { halves_i16(0, 2) } else { halves_i16(4, 6) };
+    let shift = if p.is_multiple_of(2) {
+        halves_i16(0, 2)
+    } else {
+        halves_i16(4, 6)
+    };
     let low = _mm512_and_si512(_mm512_srlv_epi16(q, shift), _mm512_set1_epi8(3));
     // Chunk k's high bit (bit k of hmask) set means "no −4".
     let hmask = _mm512_broadcast_i64x4(ld256(x));
@@ -192,7 +197,7 @@ pub(super) unsafe fn q6_k_codes(x: *const u8, p: usize) -> __m512i {
     let ql = ld512(x.add(64 * h));
     let qh = _mm512_broadcast_i64x4(ld256(x.add(128 + 32 * h)));
     let (m4, m30) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x30));
-    if p % 2 == 0 {
+    if p.is_multiple_of(2) {
         _mm512_or_si512(
             _mm512_and_si512(ql, m4),
             _mm512_and_si512(_mm512_sllv_epi16(qh, halves_i16(4, 2)), m30),

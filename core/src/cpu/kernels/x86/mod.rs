@@ -1,7 +1,7 @@
 //! x86-64 kernels (AVX2 + FMA + F16C), chosen at run time by feature detection.
 //!
-//! The intrinsics live in `util`, `legacy`, `kquants`, `iquants` and `act` as `unsafe`
-//! functions over raw pointers. This module is the only way in: safe functions with the
+//! The intrinsics live in `util`, `legacy`, `kquants`, `iquants`, `act` and `attn` as
+//! `unsafe` functions over raw pointers. This module is the only way in: safe functions with the
 //! [`VecDotFn`](super::VecDotFn) / [`VecDotMultiFn`](super::VecDotMultiFn) signatures that
 //! (1) check that the CPU has the features (a cached flag; otherwise they run the scalar
 //! kernel), and (2) clamp the block count to what both slices hold, so no pointer read can go
@@ -18,12 +18,13 @@
 //! The kernels take that choice as the const parameter `W`.
 
 mod act;
+mod attn;
 mod iquants;
 mod kquants;
 mod kquants512;
+mod legacy;
 pub(super) mod panel;
 mod panel_legacy;
-mod legacy;
 mod util;
 
 use super::{DotKernel, VecDotFn, VecDotMultiFn};
@@ -272,8 +273,10 @@ pub(super) fn axpy_round_f16(acc: &mut [f32], a: f32, x: &[f32]) -> bool {
     true
 }
 
-/// See [`super::weighted_row_sums`]; the caller has checked the lengths.
+/// See [`super::weighted_row_sums`] (build `wide` when the CPU runs it, else AVX2); the caller
+/// has checked the lengths.
 pub(super) fn weighted_row_sums(
+    wide: bool,
     v: &[f32],
     stride: usize,
     rows: usize,
@@ -284,17 +287,60 @@ pub(super) fn weighted_row_sums(
     if !available() {
         return false;
     }
+    let wide = wide && available_wide();
     let n = out.len() / heads.max(1);
     let (v, w, o) = (v.as_ptr(), w.as_ptr(), out.as_mut_ptr());
-    // SAFETY: features present; the public wrapper checked that `rows` value rows of `n` (at
-    // `stride`), `heads·rows` weights and `heads·n` outputs are in bounds.
+    // SAFETY: features present (AVX-512 checked for the wide kernel); the public wrapper
+    // checked that `rows` value rows of `n` (at `stride`), `heads·rows` weights and `heads·n`
+    // outputs are in bounds (the two halves of 8 heads are 4 heads each).
     unsafe {
         match heads {
-            1 => act::weighted_row_sums::<1>(n, rows, v, stride, w, o),
-            2 => act::weighted_row_sums::<2>(n, rows, v, stride, w, o),
-            3 => act::weighted_row_sums::<3>(n, rows, v, stride, w, o),
-            4 => act::weighted_row_sums::<4>(n, rows, v, stride, w, o),
+            1 if wide => attn::weighted_row_sums_wide::<1>(n, rows, v, stride, w, o),
+            2 if wide => attn::weighted_row_sums_wide::<2>(n, rows, v, stride, w, o),
+            3 if wide => attn::weighted_row_sums_wide::<3>(n, rows, v, stride, w, o),
+            4 if wide => attn::weighted_row_sums_wide::<4>(n, rows, v, stride, w, o),
+            8 if wide => attn::weighted_row_sums_wide::<8>(n, rows, v, stride, w, o),
+            1 => attn::weighted_row_sums::<1>(n, rows, v, stride, w, o),
+            2 => attn::weighted_row_sums::<2>(n, rows, v, stride, w, o),
+            3 => attn::weighted_row_sums::<3>(n, rows, v, stride, w, o),
+            4 => attn::weighted_row_sums::<4>(n, rows, v, stride, w, o),
+            8 => {
+                attn::weighted_row_sums::<4>(n, rows, v, stride, w, o);
+                let (w, o) = (w.add(4 * rows), o.add(4 * n));
+                attn::weighted_row_sums::<4>(n, rows, v, stride, w, o);
+            }
             _ => return false,
+        }
+    }
+    true
+}
+
+/// See [`super::dot_f32_tile`] (build `wide` when the CPU runs it, else AVX2); the caller has
+/// checked that `nq` rows of `d` at `qs` fit in `q`, `nk` rows of `d` at `ks` in `k`, and
+/// `nq` rows of `nk` at `ld` in `out`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn dot_f32_tile(
+    wide: bool,
+    d: usize,
+    q: &[f32],
+    qs: usize,
+    nq: usize,
+    k: &[f32],
+    ks: usize,
+    nk: usize,
+    out: &mut [f32],
+    ld: usize,
+) -> bool {
+    if !available() {
+        return false;
+    }
+    let (q, k, o) = (q.as_ptr(), k.as_ptr(), out.as_mut_ptr());
+    // SAFETY: features present (AVX-512 checked for the wide kernel); bounds as above.
+    unsafe {
+        if wide && available_wide() {
+            attn::dot_f32_tile_wide(d, q, qs, nq, k, ks, nk, o, ld);
+        } else {
+            attn::dot_f32_tile(d, q, qs, nq, k, ks, nk, o, ld);
         }
     }
     true

@@ -142,10 +142,7 @@ fn q6_k_meta(b: &[u8]) -> Meta {
 unsafe fn q2_k_scaled_codes(x: *const u8, p: usize) -> __m512i {
     let u = q2_k_codes(x, p);
     // Scale bytes of groups 4p..4p+4, 16 bytes each (one group per 128-bit lane).
-    let sc = _mm512_and_si512(
-        _mm512_broadcast_i32x4(ld128(x)),
-        _mm512_set1_epi8(0x0f),
-    );
+    let sc = _mm512_and_si512(_mm512_broadcast_i32x4(ld128(x)), _mm512_set1_epi8(0x0f));
     let lane = _mm512_set_epi32(
         0x0303_0303,
         0x0303_0303,
@@ -222,8 +219,14 @@ pub(super) unsafe fn transpose_16x16(rows: &[__m512i; 16]) -> [__m512i; 16] {
     let mut v = [[_mm512_setzero_si512(); 4]; 4];
     for g in 0..4 {
         let r = &rows[4 * g..4 * g + 4];
-        let (ab_lo, ab_hi) = (_mm512_unpacklo_epi32(r[0], r[1]), _mm512_unpackhi_epi32(r[0], r[1]));
-        let (cd_lo, cd_hi) = (_mm512_unpacklo_epi32(r[2], r[3]), _mm512_unpackhi_epi32(r[2], r[3]));
+        let (ab_lo, ab_hi) = (
+            _mm512_unpacklo_epi32(r[0], r[1]),
+            _mm512_unpackhi_epi32(r[0], r[1]),
+        );
+        let (cd_lo, cd_hi) = (
+            _mm512_unpacklo_epi32(r[2], r[3]),
+            _mm512_unpackhi_epi32(r[2], r[3]),
+        );
         v[g] = [
             _mm512_unpacklo_epi64(ab_lo, cd_lo),
             _mm512_unpackhi_epi64(ab_lo, cd_lo),
@@ -282,27 +285,30 @@ unsafe fn gemm<const T: usize, const G: usize>(
         let ya = |t: usize, at: usize| y[t].add(b * Q8K + at);
         let bcast = |p: *const u8| _mm512_set1_epi32(rd_u32(p) as i32);
         let mut ints = [_mm512_setzero_si512(); T];
-        if G == 0 {
-            for q in 0..64 {
-                let w = ld512(blk.add(64 * q));
-                for t in 0..T {
-                    ints[t] = _mm512_dpbusd_epi32(ints[t], w, bcast(ya(t, 4 + 4 * q)));
-                }
-            }
-        } else {
-            let quads = 64 / G;
-            for g in 0..G {
-                let mut sub = [_mm512_setzero_si512(); T];
-                for qq in 0..quads {
-                    let q = g * quads + qq;
+        match 64usize.checked_div(G) {
+            // Q2_K: the scales are folded into the codes.
+            None => {
+                for q in 0..64 {
                     let w = ld512(blk.add(64 * q));
-                    for t in 0..T {
-                        sub[t] = _mm512_dpbusd_epi32(sub[t], w, bcast(ya(t, 4 + 4 * q)));
+                    for (t, i) in ints.iter_mut().enumerate() {
+                        *i = _mm512_dpbusd_epi32(*i, w, bcast(ya(t, 4 + 4 * q)));
                     }
                 }
-                let s = ld512(blk.add(CODES + 64 * g));
-                for t in 0..T {
-                    ints[t] = _mm512_add_epi32(ints[t], _mm512_mullo_epi32(sub[t], s));
+            }
+            Some(quads) => {
+                for g in 0..G {
+                    let mut sub = [_mm512_setzero_si512(); T];
+                    for qq in 0..quads {
+                        let q = g * quads + qq;
+                        let w = ld512(blk.add(64 * q));
+                        for (t, s) in sub.iter_mut().enumerate() {
+                            *s = _mm512_dpbusd_epi32(*s, w, bcast(ya(t, 4 + 4 * q)));
+                        }
+                    }
+                    let s = ld512(blk.add(CODES + 64 * g));
+                    for t in 0..T {
+                        ints[t] = _mm512_add_epi32(ints[t], _mm512_mullo_epi32(sub[t], s));
+                    }
                 }
             }
         }
@@ -310,8 +316,8 @@ unsafe fn gemm<const T: usize, const G: usize>(
         let mut m = [_mm512_setzero_si512(); T];
         for p in 0..8 {
             let mv = ld512(mins.add(64 * p));
-            for t in 0..T {
-                m[t] = _mm512_dpwssd_epi32(m[t], mv, bcast(ya(t, 260 + 4 * p)));
+            for (t, m) in m.iter_mut().enumerate() {
+                *m = _mm512_dpwssd_epi32(*m, mv, bcast(ya(t, 260 + 4 * p)));
             }
         }
         let d = _mm512_loadu_ps(mins.add(MINS) as *const f32);
@@ -386,8 +392,15 @@ pub(crate) fn panel_bytes(ty: GgmlType, cols: usize) -> Option<usize> {
 /// Decodes [`ROWS`] weight rows (`row_bytes` apart in `w`, `cols` columns of `ty`) into
 /// `panel`. False (and nothing written) when the CPU lacks AVX-512 VNNI, `ty` has no panel
 /// kernel or a slice is too short.
-pub(crate) fn pack(ty: GgmlType, cols: usize, w: &[u8], row_bytes: usize, panel: &mut [u8]) -> bool {
-    let (Some((kind, elems, wb, _, pb)), Some(bytes)) = (geometry(ty), panel_bytes(ty, cols)) else {
+pub(crate) fn pack(
+    ty: GgmlType,
+    cols: usize,
+    w: &[u8],
+    row_bytes: usize,
+    panel: &mut [u8],
+) -> bool {
+    let (Some((kind, elems, wb, _, pb)), Some(bytes)) = (geometry(ty), panel_bytes(ty, cols))
+    else {
         return false;
     };
     let nb = cols / elems;
@@ -472,7 +485,16 @@ pub(crate) fn gemm_rows(
     // panel blocks (checked above); `out` indices stay below ROWS·n.
     unsafe {
         while t + 8 <= n {
-            let ys = [y(t), y(t + 1), y(t + 2), y(t + 3), y(t + 4), y(t + 5), y(t + 6), y(t + 7)];
+            let ys = [
+                y(t),
+                y(t + 1),
+                y(t + 2),
+                y(t + 3),
+                y(t + 4),
+                y(t + 5),
+                y(t + 6),
+                y(t + 7),
+            ];
             gemm_into::<8>(kind, p, nb, ys, out, n, t);
             t += 8;
         }
