@@ -65,7 +65,7 @@ pub fn gemm(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (acts, stride, n, out);
+        let _ = (panel, acts, stride, n, out);
         false
     }
 }
