@@ -66,8 +66,9 @@ pub(super) unsafe fn pack_q4_1(x: [*const u8; ROWS], nb: usize, panel: *mut u8) 
             let blk = panel.add(bb * PANEL_BLOCK + 512) as *mut f32;
             for (i, xi) in x.iter().enumerate() {
                 let p = xi.add(bb * Q4_1_BLOCK);
-                *blk.add(i) = f16_to_f32(rd_u16(p));
-                *blk.add(ROWS + i) = f16_to_f32(rd_u16(p.add(2)));
+                // The panel is a byte buffer: no alignment to rely on.
+                blk.add(i).write_unaligned(f16_to_f32(rd_u16(p)));
+                blk.add(ROWS + i).write_unaligned(f16_to_f32(rd_u16(p.add(2))));
             }
         }
         b += 2;
