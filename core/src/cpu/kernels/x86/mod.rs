@@ -1,21 +1,24 @@
 //! x86-64 kernels (AVX2 + FMA + F16C), chosen at run time by feature detection.
 //!
-//! The intrinsics live in `util`, `legacy`, `kquants`, `iquants`, `act` and `attn` as
-//! `unsafe` functions over raw pointers. This module is the only way in: safe functions with the
+//! The intrinsics live in `util`, `legacy`, `kquants`, `kquants512`, `iquants`, `act`,
+//! `attn`, `panel` and `panel_legacy` as `unsafe` functions over raw pointers. This module is
+//! the only way in for the dot products: safe functions with the
 //! [`VecDotFn`](super::VecDotFn) / [`VecDotMultiFn`](super::VecDotMultiFn) signatures that
 //! (1) check that the CPU has the features (a cached flag; otherwise they run the scalar
 //! kernel), and (2) clamp the block count to what both slices hold, so no pointer read can go
-//! past a slice whatever the caller passes.
+//! past a slice whatever the caller passes. The batched panel GEMM (`panel`) has its own safe
+//! entry points with the same two checks, reached through [`super::panel`].
 //!
 //! # Two builds of each kernel
 //!
 //! Every dot kernel is compiled twice from the same source: once for AVX2 and once, as the
-//! `avx512` table, with AVX-512 F/BW/VL + VNNI enabled. The second keeps 256-bit vectors (no
-//! frequency penalty, same lanes, same sums) but gets 32 vector registers instead of 16, so the
-//! multi-row kernels keep all accumulators in registers (the AVX2 build spills them: measured
-//! ~2× faster prompt processing on Q4_1), and the 32-element-block formats do their byte dot
-//! products with one `vpdpbusd` instead of `vpmaddubsw` + `vpmaddwd` (identical values).
-//! The kernels take that choice as the const parameter `W`.
+//! `avx512` table, with AVX-512 F/BW/VL + VNNI enabled. The second gets 32 vector registers
+//! instead of 16, so the multi-row kernels keep all accumulators in registers (the AVX2 build
+//! spills them: measured ~2× faster prompt processing on Q4_1); the 32-element-block formats
+//! do their byte dot products with one `vpdpbusd` instead of `vpmaddubsw` + `vpmaddwd`
+//! (identical values), and the k-quants run on 512-bit vectors (`kquants512`: two 32-element
+//! chunks per instruction, the same integer sums, bit-identical results). The kernels take
+//! that choice as the const parameter `W`.
 
 mod act;
 mod attn;
