@@ -45,6 +45,10 @@
 //! `|simd − scalar| ≤ 2·(B + 8)·2⁻²⁴·Σ_blocks(|d_w·d_a|·Σ|scale·code·q| + |dmin·d_a|·Σ|min·bsum|)`;
 //! the tests check this bound with Σ|w·a| of the dequantized operands (the same quantity up to
 //! the formats' min terms) and a margin for those.
+//!
+//! Batches on AVX-512 VNNI CPUs multiply k-quant and Q4_1 weights through [`panel`] instead:
+//! the same integer sums, the per-block float terms added block after block per weight row
+//! (as the scalar kernels do), checked against the same bound.
 
 /// Invokes `$wrap!(module::kernel, TYPE, elements per block, weight block bytes, activation block
 /// bytes, scalar kernel)` for every quantized type the per-ISA modules vectorise: the one list
