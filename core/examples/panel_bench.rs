@@ -1,8 +1,9 @@
 //! Micro-benchmark of prompt-processing matmul throughput for one weight type: the one-row
 //! multi-token kernels (8 tokens per call, as `matmul` walks a batch) against the panel GEMM
-//! (16 rows decoded once, then all tokens), on 64 rows × 64 tokens at a few row lengths.
+//! (16 rows decoded once, then all tokens), on 64 rows × 64 tokens (or TOKENS) at a few row lengths.
 //!
-//! usage: cargo run --release -p sluice-core --example panel_bench [TYPE]   (default Q4_K)
+//! usage: cargo run --release -p sluice-core --example panel_bench [TYPE [TOKENS]]
+//! (default Q4_K, 64 tokens)
 //! Prints GMAC/s on one thread (best of 10) and the panel decode time per 16 rows. The panel
 //! column is missing where the CPU or the type has no panel kernel.
 
@@ -10,7 +11,6 @@ use sluice_core::cpu::kernels::{active_isa, kernels_for, panel, quantize_activat
 use std::time::Instant;
 
 const ROWS: usize = 64;
-const TOKENS: usize = 64;
 
 fn best_of<F: FnMut()>(mut f: F) -> f64 {
     (0..10)
@@ -24,6 +24,14 @@ fn best_of<F: FnMut()>(mut f: F) -> f64 {
 
 fn main() {
     let name = std::env::args().nth(1).unwrap_or_else(|| "Q4_K".into());
+    let tokens: usize = match std::env::args().nth(2).map(|t| t.parse()) {
+        None => 64,
+        Some(Ok(t)) if t > 0 => t,
+        Some(_) => {
+            eprintln!("TOKENS must be a positive integer");
+            std::process::exit(2);
+        }
+    };
     let Some(k) = kernels_for(active_isa())
         .and_then(|t| t.iter().find(|k| k.weight.name() == name.to_uppercase()))
     else {
@@ -56,12 +64,12 @@ fn main() {
         let ab = k.act.row_bytes(cols as u64).expect("whole blocks") as usize;
         let mut a1 = vec![0u8; ab];
         quantize_activation_scalar(k.act, &x, &mut a1).expect("activation");
-        let acts = a1.repeat(TOKENS);
-        let macs = (cols * ROWS * TOKENS) as f64;
+        let acts = a1.repeat(tokens);
+        let macs = (cols * ROWS * tokens) as f64;
 
         let mut out = [0f32; 8];
         let multi = best_of(|| {
-            for t0 in (0..TOKENS).step_by(8) {
+            for t0 in (0..tokens).step_by(8) {
                 for r in 0..ROWS {
                     (k.multi)(
                         cols,
@@ -80,11 +88,11 @@ fn main() {
         );
         if let Some(bytes) = panel::panel_bytes(k.weight, cols) {
             let mut p = vec![0u8; bytes];
-            let mut o = vec![0f32; panel::ROWS * TOKENS];
+            let mut o = vec![0f32; panel::ROWS * tokens];
             let gemm = best_of(|| {
                 for r in (0..ROWS).step_by(panel::ROWS) {
                     panel::pack(k.weight, cols, &w[r * wb..], wb, &mut p);
-                    panel::gemm(k.weight, cols, &p, &acts, ab, TOKENS, &mut o);
+                    panel::gemm(k.weight, cols, &p, &acts, ab, tokens, &mut o);
                 }
             });
             let pack = best_of(|| {
