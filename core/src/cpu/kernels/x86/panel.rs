@@ -430,7 +430,7 @@ pub(crate) fn pack(
         let (mut d, mut e) = ([0f32; ROWS], [0f32; ROWS]);
         for i in 0..ROWS {
             let meta = (f.meta)(block(i));
-            for (g, s) in scales.iter_mut().enumerate() {
+            for (g, s) in scales.iter_mut().enumerate().take(f.groups) {
                 s[i] = meta.scales[g];
             }
             for (g, m) in mins.iter_mut().enumerate() {

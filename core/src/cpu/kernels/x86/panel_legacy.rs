@@ -68,7 +68,8 @@ pub(super) unsafe fn pack_q4_1(x: [*const u8; ROWS], nb: usize, panel: *mut u8) 
                 let p = xi.add(bb * Q4_1_BLOCK);
                 // The panel is a byte buffer: no alignment to rely on.
                 blk.add(i).write_unaligned(f16_to_f32(rd_u16(p)));
-                blk.add(ROWS + i).write_unaligned(f16_to_f32(rd_u16(p.add(2))));
+                blk.add(ROWS + i)
+                    .write_unaligned(f16_to_f32(rd_u16(p.add(2))));
             }
         }
         b += 2;
