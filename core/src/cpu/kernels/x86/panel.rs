@@ -169,41 +169,39 @@ unsafe fn q2_k_scaled_codes(x: *const u8, p: usize) -> __m512i {
     _mm512_or_si512(even, odd)
 }
 
-static Q2_K: Format = Format {
-    block_bytes: 84,
-    groups: 0,
-    meta: q2_k_meta,
-};
-static Q3_K: Format = Format {
-    block_bytes: 110,
-    groups: 16,
-    meta: q3_k_meta,
-};
-static Q4_K: Format = Format {
-    block_bytes: 144,
-    groups: 8,
-    meta: k4_meta,
-};
-static Q5_K: Format = Format {
-    block_bytes: 176,
-    groups: 8,
-    meta: k4_meta,
-};
-static Q6_K: Format = Format {
-    block_bytes: 210,
-    groups: 16,
-    meta: q6_k_meta,
-};
+/// The one list of k-quant panel formats: weight block bytes, scale groups per block, the
+/// chunk-pair code decoder and the per-block numbers. Stamps [`format`] and [`block_codes`].
+macro_rules! panel_formats {
+    ($($ty:ident: $bytes:expr, $groups:expr, $codes:ident, $meta:ident;)*) => {
+        fn format(ty: GgmlType) -> Option<&'static Format> {
+            match ty {
+                $(GgmlType::$ty => Some(&Format {
+                    block_bytes: $bytes,
+                    groups: $groups,
+                    meta: $meta,
+                }),)*
+                _ => None,
+            }
+        }
 
-fn format(ty: GgmlType) -> Option<&'static Format> {
-    Some(match ty {
-        GgmlType::Q2_K => &Q2_K,
-        GgmlType::Q3_K => &Q3_K,
-        GgmlType::Q4_K => &Q4_K,
-        GgmlType::Q5_K => &Q5_K,
-        GgmlType::Q6_K => &Q6_K,
-        _ => return None,
-    })
+        /// Chunk pair `p` of the block at `x` as unsigned codes (zero for a type without a
+        /// panel format, which [`pack`] never passes).
+        #[inline(always)]
+        unsafe fn block_codes(ty: GgmlType, x: *const u8, p: usize) -> __m512i {
+            match ty {
+                $(GgmlType::$ty => $codes(x, p),)*
+                _ => _mm512_setzero_si512(),
+            }
+        }
+    };
+}
+
+panel_formats! {
+    Q2_K: 84, 0, q2_k_scaled_codes, q2_k_meta;
+    Q3_K: 110, 16, q3_k_codes, q3_k_meta;
+    Q4_K: 144, 8, q4_k_codes, k4_meta;
+    Q5_K: 176, 8, q5_k_codes, k4_meta;
+    Q6_K: 210, 16, q6_k_codes, q6_k_meta;
 }
 
 fn panel_block_bytes(f: &Format) -> usize {
@@ -255,13 +253,7 @@ unsafe fn pack_codes(ty: GgmlType, x: [*const u8; ROWS], codes: *mut u8) {
     for p in 0..4 {
         let mut u = [_mm512_setzero_si512(); ROWS];
         for (i, u) in u.iter_mut().enumerate() {
-            *u = match ty {
-                GgmlType::Q2_K => q2_k_scaled_codes(x[i], p),
-                GgmlType::Q3_K => q3_k_codes(x[i], p),
-                GgmlType::Q4_K => q4_k_codes(x[i], p),
-                GgmlType::Q5_K => q5_k_codes(x[i], p),
-                _ => q6_k_codes(x[i], p),
-            };
+            *u = block_codes(ty, x[i], p);
         }
         // Quad j of chunk pair p is quad 16p + j of the block.
         for (j, col) in transpose_16x16(&u).iter().enumerate() {
