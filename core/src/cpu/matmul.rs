@@ -5,7 +5,9 @@
 //! weight row is read from memory once per batch. With several tokens the multi-row kernels
 //! multiply one weight row with up to eight activation rows at a time (each weight block
 //! decoded once), walking the tokens in groups of eight so those rows stay in L1 while the
-//! task's weight rows stay in L2.
+//! task's weight rows stay in L2. Batches of [`PANEL_MIN_TOKENS`] or more multiply weights
+//! that have a panel kernel (k-quants and Q4_1 on AVX-512 VNNI CPUs) through it instead: a task
+//! decodes its rows 16 at a time into a per-thread panel and multiplies it with every token.
 //!
 //! One call is one parallel region: `matmul_groups` (the per-head `attn_k_b` / `attn_v_b`)
 //! spreads (head, row range) tasks, and `moe_experts` computes the gate and up projections of
@@ -99,8 +101,10 @@ fn convert<'a>(
     Ok(stride)
 }
 
-/// Batches of at least this many tokens multiply k-quant weights through decoded panels
-/// (see [`panel`]): decoding 16 rows costs about what 10–15 tokens save.
+/// Batches of at least this many tokens multiply k-quant and Q4_1 weights through decoded
+/// panels (see [`panel`]) where the CPU has a panel kernel: decoding 16 rows costs what the
+/// panel GEMM saves over the one-row kernels on ~10 tokens (the `panel_bench` example: panels
+/// lose at 8 tokens and win by 1.3–1.4× at 16).
 const PANEL_MIN_TOKENS: usize = 16;
 
 thread_local! {
@@ -287,6 +291,9 @@ pub fn matmul_groups(
     // Into the token-major output, in parallel over runs of 16 tokens: each weight row's 16
     // values are one cache line of `acc`, and a task's 16 output rows stay in L1.
     let (cols, rows, acc) = (out.cols, w.rows, &buf.acc);
+    if cols == 0 || n == 0 {
+        return Ok(());
+    }
     let work = |ci: usize, o: &mut [f32]| {
         let t0 = ci * 16;
         let tokens = o.len() / cols;
