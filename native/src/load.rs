@@ -136,7 +136,7 @@ impl Opened {
     pub fn load<B: Backend + 'static>(self, backend: B) -> Result<Loaded<B>> {
         let Opened {
             path,
-            gguf,
+            mut gguf,
             tokenizer,
             store,
         } = self;
@@ -144,6 +144,8 @@ impl Opened {
         let spinner = crate::progress::spinner(&format!("loading {path}"));
         let model =
             build_model_on(&gguf, backend, store).with_context(|| format!("loading {path}"))?;
+        // The tokenizer and the model are built: the parsed vocabulary is not read again.
+        gguf.release_vocabulary();
         spinner.finish_and_clear();
         let cfg = &model.config;
         eprintln!(

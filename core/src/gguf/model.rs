@@ -178,6 +178,23 @@ impl GgufModel {
         &self.parts[0].header.metadata
     }
 
+    /// Drops the vocabulary arrays (`tokenizer.ggml.tokens`, `merges`, `scores`,
+    /// `token_type`) from the metadata once the tokenizer and the model are built from them:
+    /// parsed, they are most of a header's memory (~6 MB for a 49k vocabulary, against 9 MB
+    /// of weights read per decoded token on the smallest bench model), and nothing reads them
+    /// again. [`Self::metadata`] no longer has those keys afterwards.
+    pub fn release_vocabulary(&mut self) {
+        let md = &mut self.parts[0].header.metadata;
+        for key in [
+            "tokenizer.ggml.tokens",
+            "tokenizer.ggml.merges",
+            "tokenizer.ggml.scores",
+            "tokenizer.ggml.token_type",
+        ] {
+            md.remove(key);
+        }
+    }
+
     pub fn tensors(&self) -> &[ModelTensor] {
         &self.tensors
     }
