@@ -100,32 +100,6 @@ pub(super) unsafe fn q2_k_codes(x: *const u8, p: usize) -> __m512i {
     _mm512_and_si512(_mm512_srlv_epi16(q, shift), _mm512_set1_epi8(3))
 }
 
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-#[inline]
-pub(super) unsafe fn q2_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
-    let m4 = _mm_set1_epi8(0x0f);
-    let mut acc = [_mm256_setzero_ps(); N];
-    for b in 0..nb {
-        let x = w.add(b * 84);
-        prefetch_ahead(x, 84);
-        let sc = ld128(x);
-        let scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc, m4)));
-        let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
-        let mut ints = [_mm512_setzero_si512(); N];
-        for p in 0..4 {
-            let sv = pair_scales(&PICK16, p, scales);
-            madd_rows(&mut ints, q2_k_codes(x, p), sv, &y, b * Q8K + 4 + 64 * p);
-        }
-        let (d, dmin) = (rd_f16(x.add(80)), rd_f16(x.add(82)));
-        for j in 0..N {
-            let (yd, _, bsums) = act(y[j], b);
-            let m = _mm256_madd_epi16(bsums, mins);
-            acc[j] = accumulate(acc[j], d * yd, fold(ints[j]), dmin * yd, m);
-        }
-    }
-    acc.map(|a| hsum_ps(a))
-}
-
 /// Q3_K chunk pair `p`: codes `c + 4` (0..7).
 #[inline(always)]
 pub(super) unsafe fn q3_k_codes(x: *const u8, p: usize) -> __m512i {
@@ -140,31 +114,6 @@ pub(super) unsafe fn q3_k_codes(x: *const u8, p: usize) -> __m512i {
     let hmask = _mm512_broadcast_i64x4(ld256(x));
     let high = _mm512_test_epi8_mask(hmask, halves_i8(1 << (2 * p), 1 << (2 * p + 1)));
     _mm512_mask_add_epi8(low, high, low, _mm512_set1_epi8(4))
-}
-
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-#[inline]
-pub(super) unsafe fn q3_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
-    let mut acc = [_mm256_setzero_ps(); N];
-    for b in 0..nb {
-        let x = w.add(b * 110);
-        prefetch_ahead(x, 110);
-        let scales = q3_k_scales(x.add(96));
-        let wide_scales = _mm512_castsi256_si512(scales);
-        let mut ints = [_mm512_setzero_si512(); N];
-        for p in 0..4 {
-            let sv = pair_scales(&PICK16, p, wide_scales);
-            madd_rows(&mut ints, q3_k_codes(x, p), sv, &y, b * Q8K + 4 + 64 * p);
-        }
-        let d = rd_f16(x.add(108));
-        for j in 0..N {
-            let (yd, _, bsums) = act(y[j], b);
-            let off = _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales), 2);
-            let exact = _mm256_sub_epi32(fold(ints[j]), off);
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d * yd), _mm256_cvtepi32_ps(exact), acc[j]);
-        }
-    }
-    acc.map(|a| hsum_ps(a))
 }
 
 /// Q4_K chunk pair `c`: the low nibbles of `qs[32c..32c+32]` (elements 64c..64c+32), then
@@ -210,29 +159,33 @@ pub(super) unsafe fn q6_k_codes(x: *const u8, p: usize) -> __m512i {
     }
 }
 
-/// Q4_K and Q5_K, whose chunk pairs are `codes(x, c)`.
+/// The min formats (Q2_K, Q4_K, Q5_K): `scales(x)` gives the block's i16 scales (for
+/// `vpermw` with `pick`) and its mins as i16 lanes aligned with the activation's 16 group
+/// sums; `d` and `dmin` are the f16 pair at `dm_at`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
 #[inline]
-unsafe fn k4<const N: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn min_format<const N: usize>(
     nb: usize,
     w: *const u8,
     y: [*const u8; N],
     size: usize,
+    dm_at: usize,
+    pick: &[[u16; 32]; 4],
+    scales: impl Fn(*const u8) -> (__m512i, __m256i),
     codes: impl Fn(*const u8, usize) -> __m512i,
 ) -> [f32; N] {
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let x = w.add(b * size);
         prefetch_ahead(x, size);
-        let (sc, mn) = k4_scales(x.add(4));
-        let mins = pairs_u8(mn);
-        let scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
+        let (sc, mins) = scales(x);
         let mut ints = [_mm512_setzero_si512(); N];
-        for c in 0..4 {
-            let sv = pair_scales(&PICK8, c, scales);
-            madd_rows(&mut ints, codes(x, c), sv, &y, b * Q8K + 4 + 64 * c);
+        for p in 0..4 {
+            let sv = pair_scales(pick, p, sc);
+            madd_rows(&mut ints, codes(x, p), sv, &y, b * Q8K + 4 + 64 * p);
         }
-        let (d, dmin) = (rd_f16(x), rd_f16(x.add(2)));
+        let (d, dmin) = (rd_f16(x.add(dm_at)), rd_f16(x.add(dm_at + 2)));
         for j in 0..N {
             let (yd, _, bsums) = act(y[j], b);
             let m = _mm256_madd_epi16(bsums, mins);
@@ -242,39 +195,86 @@ unsafe fn k4<const N: usize>(
     acc.map(|a| hsum_ps(a))
 }
 
+/// The offset formats (Q3_K: codes `c + 4`, Q6_K: `c + 32`): `scales(x)` gives the 16 signed
+/// i16 scales; the offset `2^SHIFT · Σ scale·bsum` comes back out exactly; `d` is at `d_at`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
 #[inline]
-pub(super) unsafe fn q4_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
-    k4(nb, w, y, 144, |x, c| q4_k_codes(x, c))
-}
-
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-#[inline]
-pub(super) unsafe fn q5_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
-    k4(nb, w, y, 176, |x, c| q5_k_codes(x, c))
-}
-
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-#[inline]
-pub(super) unsafe fn q6_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+unsafe fn offset_format<const N: usize, const SHIFT: i32>(
+    nb: usize,
+    w: *const u8,
+    y: [*const u8; N],
+    size: usize,
+    d_at: usize,
+    scales: impl Fn(*const u8) -> __m256i,
+    codes: impl Fn(*const u8, usize) -> __m512i,
+) -> [f32; N] {
     let mut acc = [_mm256_setzero_ps(); N];
     for b in 0..nb {
-        let x = w.add(b * 210);
-        prefetch_ahead(x, 210);
-        let scales = _mm256_cvtepi8_epi16(ld128(x.add(192)));
-        let wide_scales = _mm512_castsi256_si512(scales);
+        let x = w.add(b * size);
+        prefetch_ahead(x, size);
+        let sc = scales(x);
+        let wide_scales = _mm512_castsi256_si512(sc);
         let mut ints = [_mm512_setzero_si512(); N];
         for p in 0..4 {
             let sv = pair_scales(&PICK16, p, wide_scales);
-            madd_rows(&mut ints, q6_k_codes(x, p), sv, &y, b * Q8K + 4 + 64 * p);
+            madd_rows(&mut ints, codes(x, p), sv, &y, b * Q8K + 4 + 64 * p);
         }
-        let d = rd_f16(x.add(208));
+        let d = rd_f16(x.add(d_at));
         for j in 0..N {
             let (yd, _, bsums) = act(y[j], b);
-            let off = _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales), 5);
+            let off = _mm256_slli_epi32::<SHIFT>(_mm256_madd_epi16(bsums, sc));
             let exact = _mm256_sub_epi32(fold(ints[j]), off);
             acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d * yd), _mm256_cvtepi32_ps(exact), acc[j]);
         }
     }
     acc.map(|a| hsum_ps(a))
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+#[inline]
+pub(super) unsafe fn q2_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+    let scales = |x: *const u8| {
+        let (sc, m4) = (ld128(x), _mm_set1_epi8(0x0f));
+        (
+            _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc, m4))),
+            _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4)),
+        )
+    };
+    min_format(nb, w, y, 84, 80, &PICK16, scales, |x, p| q2_k_codes(x, p))
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+#[inline]
+pub(super) unsafe fn q3_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+    let scales = |x: *const u8| q3_k_scales(x.add(96));
+    offset_format::<N, 2>(nb, w, y, 110, 108, scales, |x, p| q3_k_codes(x, p))
+}
+
+/// Q4_K / Q5_K scales: the eight 6-bit scales (i16, for `PICK8`) and the mins as pairs.
+#[inline(always)]
+unsafe fn k4_scale_vectors(x: *const u8) -> (__m512i, __m256i) {
+    let (sc, mn) = k4_scales(x.add(4));
+    let scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
+    (scales, pairs_u8(mn))
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+#[inline]
+pub(super) unsafe fn q4_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+    let scales = |x: *const u8| k4_scale_vectors(x);
+    min_format(nb, w, y, 144, 0, &PICK8, scales, |x, c| q4_k_codes(x, c))
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+#[inline]
+pub(super) unsafe fn q5_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+    let scales = |x: *const u8| k4_scale_vectors(x);
+    min_format(nb, w, y, 176, 0, &PICK8, scales, |x, c| q5_k_codes(x, c))
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+#[inline]
+pub(super) unsafe fn q6_k<const N: usize>(nb: usize, w: *const u8, y: [*const u8; N]) -> [f32; N] {
+    let scales = |x: *const u8| _mm256_cvtepi8_epi16(ld128(x.add(192)));
+    offset_format::<N, 5>(nb, w, y, 210, 208, scales, |x, p| q6_k_codes(x, p))
 }
