@@ -88,10 +88,11 @@ unsafe fn fold(v: __m512i) -> __m256i {
     _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
 }
 
-/// Q2_K chunk pair `p` (elements 64p..64p+64) of the block at `x`: codes 0..3.
+/// Chunk pair `p` of 2-bit codes packed four to a byte in `qs` (Q2_K and the low bits of
+/// Q3_K): chunk k takes bits 2(k % 4) of `qs[32(k / 4)..][..32]`.
 #[inline(always)]
-pub(super) unsafe fn q2_k_codes(x: *const u8, p: usize) -> __m512i {
-    let q = _mm512_broadcast_i64x4(ld256(x.add(16 + 32 * (p / 2))));
+unsafe fn two_bit_codes(qs: *const u8, p: usize) -> __m512i {
+    let q = _mm512_broadcast_i64x4(ld256(qs.add(32 * (p / 2))));
     let shift = if p.is_multiple_of(2) {
         halves_i16(0, 2)
     } else {
@@ -100,16 +101,16 @@ pub(super) unsafe fn q2_k_codes(x: *const u8, p: usize) -> __m512i {
     _mm512_and_si512(_mm512_srlv_epi16(q, shift), _mm512_set1_epi8(3))
 }
 
+/// Q2_K chunk pair `p` (elements 64p..64p+64) of the block at `x`: codes 0..3.
+#[inline(always)]
+pub(super) unsafe fn q2_k_codes(x: *const u8, p: usize) -> __m512i {
+    two_bit_codes(x.add(16), p)
+}
+
 /// Q3_K chunk pair `p`: codes `c + 4` (0..7).
 #[inline(always)]
 pub(super) unsafe fn q3_k_codes(x: *const u8, p: usize) -> __m512i {
-    let q = _mm512_broadcast_i64x4(ld256(x.add(32 + 32 * (p / 2))));
-    let shift = if p.is_multiple_of(2) {
-        halves_i16(0, 2)
-    } else {
-        halves_i16(4, 6)
-    };
-    let low = _mm512_and_si512(_mm512_srlv_epi16(q, shift), _mm512_set1_epi8(3));
+    let low = two_bit_codes(x.add(32), p);
     // Chunk k's high bit (bit k of hmask) set means "no −4".
     let hmask = _mm512_broadcast_i64x4(ld256(x));
     let high = _mm512_test_epi8_mask(hmask, halves_i8(1 << (2 * p), 1 << (2 * p + 1)));
